@@ -1,0 +1,42 @@
+"""Exceptions raised by raynas. Every message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class RaynasError(Exception):
+    """Base class of every raynas error."""
+
+
+class InvalidArchitectureError(RaynasError, ValueError):
+    """An architecture is not a member of its search space; the message gives the reason."""
+
+
+class BenchmarkFormatError(RaynasError, ValueError):
+    """A benchmark file is corrupt, truncated or not in the expected format."""
+
+
+class BenchmarkNotFoundError(RaynasError, FileNotFoundError):
+    """The data of a benchmark could not be found."""
+
+
+class CellNotTabulatedError(RaynasError, KeyError):
+    """A (partial) benchmark table has no row for the queried cell."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(RaynasError, ValueError):
+    """A name (space, benchmark, dataset, method, metric) is not known."""
+
+    def __init__(self, kind: str, name: object, valid: Iterable[object]):
+        self.kind, self.name, self.valid = kind, name, sorted(str(v) for v in valid)
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid)}")
+
+
+def check_positive(name: str, value: int | float) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -1,0 +1,54 @@
+"""Shared fixtures: the published benchmark data in ../shared/data and one Ray instance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("RAYNAS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def shared_file(relpath: str) -> Path:
+    """Path of a shared data file; skips the test with a clear reason when it is absent."""
+    path = SHARED / relpath
+    if not path.is_file():
+        pytest.skip(f"shared benchmark data {path} is absent (see ../shared/data/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
+    return shared_file("nasbench201/nats_bench.csv")
+
+
+@pytest.fixture(scope="session")
+def macro_json() -> Path:
+    return shared_file("nasbench_macro/nas-bench-macro_cifar10.json")
+
+
+@pytest.fixture(scope="session")
+def nb201(nb201_csv):
+    from raynas import benchmarks
+
+    return benchmarks.load("nasbench201", path=nb201_csv, dataset="cifar10")
+
+
+@pytest.fixture(scope="session")
+def macro(macro_json):
+    from raynas import benchmarks
+
+    return benchmarks.load("nasbench_macro", path=macro_json)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole test session (starting Ray costs seconds)."""
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
