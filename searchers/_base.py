@@ -1,0 +1,255 @@
+"""`ArchSearcher`: the contract every raynas strategy follows, on top of Ray Tune's `Searcher`.
+
+The base class owns everything strategies share:
+
+* the seeded ``numpy.random.Generator`` (``self.rng``) that every random choice flows from;
+* the history of (architecture, result) and the set of keys already proposed, so that a cell
+  (up to isomorphism) is never proposed twice;
+* partial tables (``candidates``) and resource limits (``max_cost``), checked on every proposal;
+* stable feeding: results that arrive between two ``suggest`` calls are handed to the strategy
+  sorted by suggestion index, so the same seed and worker count give the same run;
+* versioned, atomic ``save``/``restore`` of all of the above plus the strategy's own state.
+
+A strategy implements :meth:`_propose` (one architecture, or ``None`` to fall back to a random
+unseen cell) and, if it learns, :meth:`_observe`, :meth:`_state_dict` and
+:meth:`_load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from raynas._errors import InvalidArchitectureError
+from raynas.spaces import Arch, Space, get_space
+
+_STATE_VERSION = 1
+CostFn = Callable[[Arch], dict[str, float]]
+
+
+class ArchSearcher(Searcher):
+    """Base class of architecture searchers.
+
+    Args:
+        space: The search space (a :class:`~raynas.spaces.Space` or its name).
+        metric: Result key to optimise, e.g. ``"val_accuracy"``.
+        mode: ``"max"`` or ``"min"``.
+        seed: Seed of the searcher's random generator.
+        candidates: Architectures of a partial table; when given, only these are proposed.
+        cost_fn: ``arch -> {"flops": ..., "params": ...}``, needed with ``max_cost``.
+        max_cost: Resource limits, e.g. ``{"flops": 2e7}``; every proposal respects them.
+        max_retries: Proposals tried before falling back to a random unseen cell.
+    """
+
+    #: Registry name of the strategy.
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        space: Space | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int = 0,
+        candidates: Iterable[Arch] | None = None,
+        cost_fn: CostFn | None = None,
+        max_cost: dict[str, float] | None = None,
+        max_retries: int = 100,
+    ):
+        if mode not in (None, "max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if max_cost and cost_fn is None:
+            raise ValueError("max_cost needs a cost_fn that gives the cost of an architecture")
+        super().__init__(metric=metric, mode=mode)
+        self.space = get_space(space) if isinstance(space, str) else space
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.cost_fn = cost_fn
+        self.max_cost = dict(max_cost or {})
+        self.max_retries = int(max_retries)
+        self.candidates: list[Arch] | None = None
+        self._candidate_keys: set[str] | None = None
+        if candidates is not None:
+            self.candidates = list(candidates)
+            self._candidate_keys = {self.space.key(a) for a in self.candidates}
+        self.history: list[dict[str, Any]] = []  # one entry per finished trial, in feed order
+        self.seen: set[str] = set()  # keys proposed so far (finished or in flight)
+        self.live: dict[str, tuple[int, Arch]] = {}  # trial_id -> (suggestion index, arch)
+        self.pending: list[tuple[int, Arch, dict | None, bool]] = []  # finished, not yet fed
+        self.n_suggested = 0
+        self.n_fallbacks = 0
+
+    # ------------------------------------------------------------------ Tune API
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
+        if self._metric is None and metric:
+            self._metric = metric
+        if self._mode is None and mode:
+            self._mode = mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self._metric is None or self._mode is None:
+            raise RuntimeError(f"{type(self).__name__} needs metric and mode before suggesting")
+        self._flush()
+        arch = self._next_arch()
+        if arch is None:
+            return Searcher.FINISHED
+        self.seen.add(self.space.key(arch))
+        self.live[trial_id] = (self.n_suggested, arch)
+        self.n_suggested += 1
+        return self.space.to_config(arch)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        entry = self.live.pop(trial_id, None)
+        if entry is None:  # not ours (e.g. added by hand) or already recorded
+            return
+        index, arch = entry
+        if not error and (result is None or self._metric not in result):
+            error = True
+        self.pending.append((index, arch, None if error else dict(result), bool(error)))
+
+    def _flush(self) -> None:
+        """Feed finished trials to the strategy in suggestion order."""
+        if not self.pending:
+            return
+        self.pending.sort(key=lambda item: item[0])
+        for index, arch, result, error in self.pending:
+            score = None if error else self.score(result)
+            self.history.append(
+                {"index": index, "key": self.space.key(arch), "arch": arch, "result": result,
+                 "score": score, "error": error}
+            )
+            self._observe(arch, score, result)
+        self.pending.clear()
+
+    def score(self, result: dict) -> float:
+        """The result as a number to maximise."""
+        value = float(result[self._metric])
+        return value if self._mode == "max" else -value
+
+    # ------------------------------------------------------------------ proposals
+    def _next_arch(self) -> Arch | None:
+        for _ in range(self.max_retries):
+            try:
+                arch = self._propose()
+            except InvalidArchitectureError:
+                continue
+            if arch is None:
+                break
+            if self.allowed(arch):
+                return arch
+        self.n_fallbacks += 1
+        return self.random_unseen()
+
+    def allowed(self, arch: Arch) -> bool:
+        """Valid, not yet proposed, tabulated (for partial tables) and within ``max_cost``."""
+        try:
+            key = self.space.key(arch)
+        except InvalidArchitectureError:
+            return False
+        if key in self.seen:
+            return False
+        if self._candidate_keys is not None and key not in self._candidate_keys:
+            return False
+        return self.within_limits(arch)
+
+    def within_limits(self, arch: Arch) -> bool:
+        if not self.max_cost:
+            return True
+        cost = self.cost_fn(arch)  # type: ignore[misc]
+        return all(cost.get(name, np.inf) <= limit for name, limit in self.max_cost.items())
+
+    def random_arch(self) -> Arch:
+        """A random architecture (from the candidates of a partial table, if any)."""
+        if self.candidates is not None:
+            return self.candidates[int(self.rng.integers(len(self.candidates)))]
+        return self.space.sample(self.rng)
+
+    def random_unseen(self, tries: int = 2000) -> Arch | None:
+        """A random allowed architecture, or None when none is left."""
+        if self.candidates is not None:
+            left = [a for a in self.candidates if self.allowed(a)]
+            return left[int(self.rng.integers(len(left)))] if left else None
+        for _ in range(tries):
+            arch = self.space.sample(self.rng)
+            if self.allowed(arch):
+                return arch
+        return None
+
+    def _propose(self) -> Arch | None:
+        """The strategy's next architecture; None falls back to a random unseen cell."""
+        return None
+
+    def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
+        """Learn from one finished trial; ``score`` is None when it failed."""
+
+    # ------------------------------------------------------------------ helpers for strategies
+    @property
+    def evaluated(self) -> list[dict[str, Any]]:
+        """History entries that succeeded."""
+        return [h for h in self.history if not h["error"]]
+
+    def best(self) -> dict[str, Any] | None:
+        ok = self.evaluated
+        return max(ok, key=lambda h: h["score"]) if ok else None
+
+    # ------------------------------------------------------------------ state
+    def _state_dict(self) -> dict[str, Any]:
+        """The strategy's own state (plain data; torch models as ``state_dict``)."""
+        return {}
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`_state_dict`."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "class": type(self).__name__,
+            "metric": self._metric,
+            "mode": self._mode,
+            "seed": self.seed,
+            "rng": self.rng.bit_generator.state,
+            "history": self.history,
+            "seen": sorted(self.seen),
+            "live": self.live,
+            "pending": self.pending,
+            "n_suggested": self.n_suggested,
+            "n_fallbacks": self.n_fallbacks,
+            "strategy": self._state_dict(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != _STATE_VERSION or state.get("class") != type(self).__name__:
+            raise ValueError(
+                f"cannot restore a {state.get('class')} v{state.get('version')} state into "
+                f"{type(self).__name__} v{_STATE_VERSION}"
+            )
+        self._metric, self._mode = state["metric"], state["mode"]
+        self.seed = state["seed"]
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        self.history = list(state["history"])
+        self.seen = set(state["seen"])
+        self.live = dict(state["live"])
+        self.pending = list(state["pending"])
+        self.n_suggested = state["n_suggested"]
+        self.n_fallbacks = state["n_fallbacks"]
+        self._load_state_dict(state["strategy"])
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write the state atomically (temporary file, then ``os.replace``)."""
+        folder = os.path.dirname(os.path.abspath(checkpoint_path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".searcher-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(self.get_state(), fh)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.set_state(pickle.load(fh))
