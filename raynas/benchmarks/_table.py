@@ -99,6 +99,9 @@ class TabularBenchmark:
         self.time_model = time_model
         self.time_fn = time_fn
         self._index = {k: i for i, k in enumerate(self.keys)}
+        n_classes = getattr(space, "n_classes", None)
+        #: True when some cells of the space have no row; searchers then keep to candidates().
+        self.partial = n_classes is None or len(self.keys) < n_classes
         if len(self._index) != len(self.keys):
             raise BenchmarkFormatError(f"{name}: duplicate cell keys in {source or 'the table'}")
         with np.errstate(all="ignore"), _quiet_nan_warnings():
@@ -226,6 +229,7 @@ class TabularBenchmark:
             "runs": self.n_seeds,
             "source": self.source,
             "time_model": self.time_model,
+            "partial": self.partial,
         }
 
     def __repr__(self) -> str:

@@ -29,6 +29,8 @@ class Space(abc.ABC):
 
     name: str = ""
     cardinality: int | None = None
+    #: Number of distinct cells up to isomorphism (distinct keys), where known.
+    n_classes: int | None = None
     seq_length: int = 0
     vocab_size: int = 0
 

@@ -62,6 +62,7 @@ class NASBench201Space(Space):
     name = "nasbench201"
     ops = OPS
     cardinality = len(OPS) ** len(EDGES)
+    n_classes = 6466  # isomorphism classes, as counted by the NAS-Bench-201 paper
     seq_length = len(EDGES)
     vocab_size = len(OPS) + 1
 

@@ -32,6 +32,7 @@ class NASBenchMacroSpace(Space):
     name = "nasbench_macro"
     ops = OPS
     cardinality = len(OPS) ** N_LAYERS
+    n_classes = len(OPS) ** N_LAYERS
     seq_length = N_LAYERS
     vocab_size = len(OPS) + 1
 

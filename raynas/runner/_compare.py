@@ -1,0 +1,278 @@
+"""`raynas compare` / `raynas resume`: many studies (method x seed) as one Ray Tune experiment.
+
+Each Tune trial is a whole study on the simulated backend (one CPU, plus a GPU for neural
+controllers where the cluster has GPUs). Studies checkpoint through Tune; `resume` restores the
+experiment with ``Tuner.restore`` so that finished studies are kept and unfinished ones go on
+from their last checkpoint. The driver gathers every study's rows into ``results.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raynas._errors import RaynasError, UnknownNameError, check_positive
+from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
+from raynas.runner._study import SEARCHER_FILE, SIM_FILE, StudySpec, study_trainable
+from raynas.searchers import searcher_names
+
+#: Strategies that train a neural controller and get a GPU when the cluster has one.
+NEURAL_METHODS = frozenset({"dnas", "nao", "seminas", "arch2vec", "enas", "snas"})
+EXPERIMENT_FILE = "experiment.json"
+RESULTS_FILE = "results.parquet"
+
+
+class ExperimentExistsError(RaynasError, FileExistsError):
+    """The output folder already holds an experiment."""
+
+
+@dataclass
+class CompareConfig:
+    """Everything that defines a comparison; stored as ``DIR/experiment.json``."""
+
+    benchmark: str
+    methods: list[str]
+    seeds: int
+    budget: int
+    dataset: str | None = None
+    data: str | None = None
+    metric: str | None = None
+    workers: int = 1
+    fidelity: int | None = None
+    max_cost: dict[str, float] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoint_every: int = 25
+    first_seed: int = 0
+    name: str = "compare"
+
+    def validate(self) -> None:
+        """Check every name and number before anything starts."""
+        spec = get_spec(self.benchmark)
+        self.dataset = check_dataset(spec, self.dataset)
+        check_positive("budget", self.budget)
+        check_positive("seeds", self.seeds)
+        check_positive("workers", self.workers)
+        check_positive("checkpoint_every", self.checkpoint_every)
+        if not self.methods:
+            raise ValueError("give at least one method, e.g. --methods dnas,evolution,random")
+        valid = searcher_names()
+        for method in self.methods:
+            if method not in valid:
+                raise UnknownNameError("method", method, valid)
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods are listed twice: {self.methods}")
+        for name, limit in self.max_cost.items():
+            check_positive(f"max_{name}", limit)
+
+    def studies(self, metric: str, mode: str) -> list[StudySpec]:
+        return [
+            StudySpec(
+                method=m, seed=self.first_seed + s, metric=metric, mode=mode, budget=self.budget,
+                workers=self.workers, fidelity=self.fidelity, max_cost=dict(self.max_cost),
+                options=dict(self.options.get(m, {})), checkpoint_every=self.checkpoint_every,
+            )
+            for m in self.methods
+            for s in range(self.seeds)
+        ]
+
+
+def resolve_metric(bench: TabularBenchmark, metric: str | None) -> str:
+    """The objective: ``metric``, else ``val_accuracy``, else ``test_accuracy`` with a warning."""
+    if metric is not None:
+        if metric not in bench.metrics:
+            raise UnknownNameError(f"metric of {bench.name}", metric, bench.metrics)
+        return metric
+    if "val_accuracy" in bench.metrics:
+        return "val_accuracy"
+    warnings.warn(
+        f"{bench.name} has no val_accuracy: test_accuracy drives the search (results are "
+        "optimistic; pass --metric to choose)",
+        stacklevel=2,
+    )
+    return "test_accuracy"
+
+
+def _resources(config: dict[str, Any]):
+    from ray import tune
+
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    method = config["study"]["method"]
+    bundle = {"CPU": 1.0}
+    if gpus and method in NEURAL_METHODS:
+        bundle["GPU"] = 1.0
+    return tune.PlacementGroupFactory([bundle])
+
+
+def _trainable(bench: TabularBenchmark):
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(study_trainable, bench=bench), _resources)
+
+
+def _init_ray() -> None:
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+            configure_logging=False,
+        )
+
+
+def compare(
+    config: CompareConfig,
+    out: str | os.PathLike,
+    resume: bool = False,
+    progress: bool = True,
+    verbose: int = 0,
+) -> Path:
+    """Run (or, with ``resume``, continue) a comparison into folder ``out``; returns the results path."""
+    out = Path(out).resolve()
+    exp_file = out / EXPERIMENT_FILE
+    if exp_file.exists():
+        stored = load_config(out)
+        if not resume:
+            same = asdict(stored) == asdict(_normalised(config))
+            raise ExperimentExistsError(
+                f"{out} already holds {'this' if same else 'a different'} experiment "
+                f"({stored.benchmark}, methods {','.join(stored.methods)}); pass --resume (or run "
+                f"`raynas resume {out}`) to continue it, or choose another --out"
+            )
+        return _run(stored, out, restore=True, progress=progress, verbose=verbose)
+    if out.exists() and any(out.iterdir()):
+        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
+    config = _normalised(config)
+    config.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = exp_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"kind": "compare", **asdict(config)}, indent=2))
+    tmp.replace(exp_file)
+    return _run(config, out, restore=False, progress=progress, verbose=verbose)
+
+
+def _normalised(config: CompareConfig) -> CompareConfig:
+    cfg = CompareConfig(**asdict(config))
+    if cfg.data is not None:
+        cfg.data = str(Path(cfg.data).resolve())
+    cfg.dataset = check_dataset(get_spec(cfg.benchmark), cfg.dataset)
+    return cfg
+
+
+def load_config(out: str | os.PathLike) -> CompareConfig:
+    data = json.loads((Path(out) / EXPERIMENT_FILE).read_text())
+    kind = data.pop("kind", "compare")
+    if kind != "compare":
+        raise RaynasError(f"{out} holds a {kind!r} experiment, not a comparison")
+    return CompareConfig(**data)
+
+
+def resume(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:
+    """Continue an interrupted comparison in ``out`` (finished studies are not rerun)."""
+    out = Path(out).resolve()
+    if not (out / EXPERIMENT_FILE).exists():
+        raise RaynasError(f"{out} holds no raynas experiment ({EXPERIMENT_FILE} is missing)")
+    return _run(load_config(out), out, restore=True, progress=progress, verbose=verbose)
+
+
+def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbose: int) -> Path:
+    from ray import tune
+
+    from raynas.runner._progress import StudyProgress
+
+    bench = load(config.benchmark, path=config.data, dataset=config.dataset)
+    metric = resolve_metric(bench, config.metric)
+    mode = default_mode(metric)
+    studies = config.studies(metric, mode)
+    _init_ray()
+    # Auto loggers are off for speed, so Tune's result grid warns that it found no result.json.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    callback = StudyProgress(len(studies), enabled=progress)
+    run_config = tune.RunConfig(
+        name="tune",
+        storage_path=str(out),
+        verbose=verbose,
+        callbacks=[callback],
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+    tune_dir = out / "tune"
+    if restore and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(bench), resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            _trainable(bench),
+            param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    callback.close()
+    return collect(grid, config, bench, metric, out)
+
+
+def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, out: Path) -> Path:
+    """Gather every study's rows into ``results.parquet``; keep DNAS-style searcher states."""
+    rows: list[dict[str, Any]] = []
+    studies_dir = out / "studies"
+    for result in grid:
+        spec = StudySpec(**result.config["study"])
+        study_rows: list[dict[str, Any]] = []
+        if result.checkpoint is not None:
+            with result.checkpoint.as_directory() as folder:
+                with open(os.path.join(folder, SIM_FILE), "rb") as fh:
+                    study_rows = pickle.load(fh)["rows"]
+                dest = studies_dir / spec.name
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(os.path.join(folder, SEARCHER_FILE), dest / SEARCHER_FILE)
+        rows.extend(_study_rows(config, spec, metric, study_rows))
+        if result.error is not None:
+            rows.append(
+                {"experiment": config.name, "method": spec.method, "seed": spec.seed,
+                 "query": len(study_rows), "error": f"study failed: {result.error}"}
+            )
+    rows.sort(key=lambda r: (config.methods.index(r["method"]), r["seed"], r["query"]))
+    path = out / RESULTS_FILE
+    write_rows(rows, path, bench.metrics)
+    return path
+
+
+def _study_rows(config: CompareConfig, spec: StudySpec, metric: str, rows: Sequence[dict]) -> list[dict]:
+    sign = 1 if spec.mode == "max" else -1
+    best = None
+    out = []
+    for r in rows:
+        value = r.get(metric) if r.get("error") is None else None
+        if value is not None and (best is None or sign * value > sign * best):
+            best = value
+        out.append({"experiment": config.name, "method": spec.method, "seed": spec.seed,
+                    **r, "incumbent": best})
+    return out
+
+
+def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -> None:
+    columns = ["experiment", "method", "seed", "query", "suggestion", "time", "key", "config",
+               *metrics, "incumbent", "error"]
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    types = {"experiment": pa.string(), "method": pa.string(), "seed": pa.int64(),
+             "query": pa.int64(), "suggestion": pa.int64(), "time": pa.float64(),
+             "key": pa.string(), "config": pa.string(), "incumbent": pa.float64(),
+             "error": pa.string(), **{m: pa.float64() for m in metrics}}
+    table = pa.table({c: pa.array(data[c], type=types[c]) for c in columns})
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)

@@ -1,0 +1,390 @@
+"""The DARTS cell space (Liu et al., ICLR 2019): a normal and a reduction cell of 4 nodes.
+
+Each intermediate node ``i`` (0-3) of a cell sums two edges. An edge is an ``(op, input)`` pair:
+``input`` 0 is ``c_{k-2}``, 1 is ``c_{k-1}`` and ``2 + m`` is intermediate node ``m < i``, so
+node ``i`` chooses among ``i + 2`` inputs. The cell outputs the concatenation of nodes 2..5.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from raynas._errors import InvalidArchitectureError
+from raynas.spaces._base import Space
+
+# DARTS's PRIMITIVES (cnn/genotypes.py), in its order.
+OPS = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+CELLS = ("normal", "reduce")
+N_NODES = 4
+CONCAT = range(2, 2 + N_NODES)
+#: Vertex-type columns of :meth:`DartsSpace.to_graph`.
+GRAPH_COLUMNS = OPS + ("c_{k-2}", "c_{k-1}", "normal_output", "reduce_output")
+
+_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+_FIRST_OP_TOKEN = 2 + N_NODES  # input tokens are 1..5, op tokens 6..13
+
+
+class Genotype(NamedTuple):
+    """DARTS's ``Genotype`` (same fields, same order), kept immutable to serve as an arch.
+
+    ``normal`` and ``reduce`` hold 8 ``(op, input)`` pairs, two per intermediate node; the
+    concats are ``range(2, 6)``. ``repr`` prints DARTS's notation (lists); :func:`freeze`
+    turns a genotype built by DARTS code (lists) into this form.
+    """
+
+    normal: tuple[tuple[str, int], ...]
+    normal_concat: range
+    reduce: tuple[tuple[str, int], ...]
+    reduce_concat: range
+
+    def __repr__(self) -> str:
+        return _format(self)
+
+
+def _format(g: Any) -> str:
+    def cell(pairs: Any) -> str:
+        return repr([(str(op), int(i)) for op, i in pairs])
+
+    def concat(c: Any) -> str:
+        return "range(2, 6)" if list(c) == list(CONCAT) else repr(list(c))
+
+    return (
+        f"Genotype(normal={cell(g[0])}, normal_concat={concat(g[1])}, "
+        f"reduce={cell(g[2])}, reduce_concat={concat(g[3])})"
+    )
+
+
+def freeze(genotype: Any) -> Genotype:
+    """An immutable :class:`Genotype` from any DARTS-style genotype (lists, numpy ints).
+
+    Raises:
+        InvalidArchitectureError: ``genotype`` is not shaped like a genotype.
+    """
+    try:
+        normal, normal_concat, reduce, reduce_concat = genotype
+        cells = [tuple((str(op), int(i)) for op, i in c) for c in (normal, reduce)]
+        concats = [CONCAT if list(c) == list(CONCAT) else tuple(c) for c in (normal_concat, reduce_concat)]
+    except (TypeError, ValueError):
+        raise InvalidArchitectureError(
+            f"not a DARTS genotype (normal, normal_concat, reduce, reduce_concat): {genotype!r}"
+        ) from None
+    return Genotype(cells[0], concats[0], cells[1], concats[1])
+
+
+# The published DARTS cells (cnn/genotypes.py of the DARTS code; first- and second-order).
+DARTS_V1 = freeze((
+    [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
+     ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
+    [2, 3, 4, 5],
+    [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
+     ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)],
+    [2, 3, 4, 5],
+))  # fmt: skip
+DARTS_V2 = freeze((
+    [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+     ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
+    [2, 3, 4, 5],
+    [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+     ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)],
+    [2, 3, 4, 5],
+))  # fmt: skip
+DARTS = DARTS_V2
+
+
+def _check(arch: Any) -> None:
+    if not isinstance(arch, tuple) or len(arch) != 4:
+        raise InvalidArchitectureError(
+            "a DARTS architecture is a Genotype(normal, normal_concat, reduce, reduce_concat), "
+            f"got {arch!r}"
+        )
+    for c, cell in enumerate(CELLS):
+        pairs, concat = arch[2 * c], arch[2 * c + 1]
+        if not isinstance(concat, (range, tuple)) or tuple(concat) != tuple(CONCAT):
+            raise InvalidArchitectureError(
+                f"{cell}_concat must be range(2, 6) (every intermediate node feeds the cell "
+                f"output; lists are mutable, see freeze()), got {concat!r}"
+            )
+        if not isinstance(pairs, tuple) or len(pairs) != 2 * N_NODES:
+            raise InvalidArchitectureError(
+                f"{cell} must be a tuple of {2 * N_NODES} (op, input) pairs, two per node "
+                f"(lists are mutable: convert DARTS genotypes with freeze()), got {pairs!r}"
+            )
+        for e, pair in enumerate(pairs):
+            node = e // 2
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise InvalidArchitectureError(
+                    f"{cell} edge {e} must be an (op, input) tuple, got {pair!r}"
+                )
+            op, inp = pair
+            if op not in _OP_INDEX:
+                raise InvalidArchitectureError(
+                    f"{cell} node {node}: unknown op {op!r}; DARTS ops are {', '.join(OPS)}"
+                )
+            if isinstance(inp, bool) or not isinstance(inp, (int, np.integer)) or not 0 <= inp < node + 2:
+                raise InvalidArchitectureError(
+                    f"{cell} node {node}: input {inp!r} does not exist; node {node} reads one of "
+                    f"0..{node + 1} (0 = c_{{k-2}}, 1 = c_{{k-1}}, 2+m = intermediate node m)"
+                )
+        for node in range(N_NODES):
+            if pairs[2 * node][1] == pairs[2 * node + 1][1]:
+                raise InvalidArchitectureError(
+                    f"{cell} node {node}: both edges read input {pairs[2 * node][1]}; "
+                    "the two inputs of a node must differ (the DARTS convention)"
+                )
+
+
+@lru_cache(maxsize=1 << 16)
+def _key(arch: Genotype) -> str:
+    _check(arch)
+    cells = [
+        tuple(p for node in range(N_NODES) for p in sorted(pairs[2 * node : 2 * node + 2]))
+        for pairs in (arch[0], arch[2])
+    ]
+    return _format((cells[0], CONCAT, cells[1], CONCAT))
+
+
+def cost(arch: Genotype) -> dict[str, float] | None:
+    """Params and FLOPs of the network built from ``arch``: not modelled yet, so None."""
+    return None
+
+
+class DartsSpace(Space):
+    """The DARTS CNN space: two cells, 4 nodes each, 2 ``(op, input)`` edges per node.
+
+    Validity: each node's two inputs exist (node ``i`` reads ``0..i+1``) and differ, ops are
+    the 8 DARTS primitives, and the concats are ``range(2, 6)``. Unlike the genotypes DARTS
+    derives (which skip ``none`` when choosing edges), ``none`` is a legal op here: the edge
+    contributes zeros.
+
+    Keys sort the two pairs of every node, so swapping a node's edges keeps the key.
+    ``cardinality`` counts encodings, ordered pairs included:
+    ``(2*1 * 3*2 * 4*3 * 5*4 * 8**8) ** 2`` (about 2.3e21); there are ``2**8`` times fewer keys.
+
+    Sequences are NAO's DARTS encoding: for each cell, node and edge, an input token
+    (``input + 1``, 1..5) then an op token (``6 + op index``, 6..13); 32 tokens. The token
+    mask allows at an input position only the inputs its node can read; that the two inputs
+    differ is checked by :meth:`from_sequence`.
+
+    Example:
+        >>> space = DartsSpace()
+        >>> space.from_string(space.to_string(DARTS_V2)) == DARTS_V2
+        True
+        >>> space.to_sequence(DARTS_V2)[:4]
+        [1, 10, 2, 10]
+    """
+
+    name = "darts"
+    ops = OPS
+    cardinality = math.prod(n * (n - 1) * len(OPS) ** 2 for n in range(2, 2 + N_NODES)) ** 2
+    seq_length = len(CELLS) * N_NODES * 2 * 2
+    vocab_size = _FIRST_OP_TOKEN + len(OPS)
+
+    # --- sampling and neighbourhoods -------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Genotype:
+        """Uniform over encodings: per node two distinct inputs and two ops."""
+        cells = []
+        for _ in CELLS:
+            pairs = []
+            for node in range(N_NODES):
+                inputs = rng.choice(node + 2, size=2, replace=False)
+                ops = rng.integers(0, len(OPS), size=2)
+                pairs.extend((OPS[int(o)], int(i)) for o, i in zip(ops, inputs, strict=True))
+            cells.append(tuple(pairs))
+        return Genotype(cells[0], CONCAT, cells[1], CONCAT)
+
+    def mutate(self, arch: Genotype, rng: np.random.Generator) -> Genotype:
+        """A uniformly drawn neighbour: one edge gets another op or another free input."""
+        nbrs = self.neighbors(arch)
+        return nbrs[int(rng.integers(len(nbrs)))]
+
+    def neighbors(self, arch: Genotype) -> list[Genotype]:
+        """Every one-edge edit (136 of them); no two share a key, none shares ``arch``'s."""
+        self.validate(arch)
+        out = []
+        for c in range(len(CELLS)):
+            pairs = arch[2 * c]
+            for e, (op, inp) in enumerate(pairs):
+                other = pairs[e ^ 1][1]
+                edits = [(o, inp) for o in OPS if o != op]
+                edits += [(op, i) for i in range(e // 2 + 2) if i not in (inp, other)]
+                for pair in edits:
+                    new = pairs[:e] + (pair,) + pairs[e + 1 :]
+                    out.append(arch._replace(**{CELLS[c]: new}))
+        return out
+
+    # --- validity and identity ------------------------------------------------------
+    def validate(self, arch: Any) -> None:
+        _check(arch)
+
+    def key(self, arch: Genotype) -> str:
+        """The genotype string with each node's two pairs sorted."""
+        try:
+            return _key(arch)
+        except TypeError:  # unhashable parts (lists)
+            self.validate(arch)
+            raise InvalidArchitectureError(f"a DARTS architecture is immutable, got {arch!r}") from None
+
+    def cost(self, arch: Genotype) -> dict[str, float] | None:
+        return cost(arch)
+
+    # --- encodings --------------------------------------------------------------------
+    def to_config(self, arch: Genotype) -> dict[str, Any]:
+        self.validate(arch)
+        config: dict[str, Any] = {}
+        for c, cell in enumerate(CELLS):
+            for e, (op, inp) in enumerate(arch[2 * c]):
+                config[f"{cell}_n{e // 2}_in{e % 2}"] = int(inp)
+                config[f"{cell}_n{e // 2}_op{e % 2}"] = op
+        return config
+
+    def from_config(self, config: dict[str, Any]) -> Genotype:
+        cells = []
+        try:
+            for cell in CELLS:
+                cells.append(tuple(
+                    (str(config[f"{cell}_n{n}_op{j}"]), int(config[f"{cell}_n{n}_in{j}"]))
+                    for n in range(N_NODES) for j in range(2)
+                ))  # fmt: skip
+        except KeyError as exc:
+            raise InvalidArchitectureError(f"config lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError):
+            raise InvalidArchitectureError(f"config inputs must be integers, got {config!r}") from None
+        arch = Genotype(cells[0], CONCAT, cells[1], CONCAT)
+        self.validate(arch)
+        return arch
+
+    def to_sequence(self, arch: Genotype) -> list[int]:
+        self.validate(arch)
+        return [
+            tok
+            for c in range(len(CELLS))
+            for op, inp in arch[2 * c]
+            for tok in (int(inp) + 1, _FIRST_OP_TOKEN + _OP_INDEX[op])
+        ]
+
+    def from_sequence(self, tokens: list[int]) -> Genotype:
+        toks = [int(t) for t in tokens]
+        mask = self.token_mask()
+        if len(toks) != self.seq_length or not all(
+            0 <= t < self.vocab_size and mask[p, t] for p, t in enumerate(toks)
+        ):
+            raise InvalidArchitectureError(
+                f"a DARTS sequence is {self.seq_length} tokens, (input, op) per edge: inputs "
+                f"1..node+2, ops {_FIRST_OP_TOKEN}..{self.vocab_size - 1}; got {list(tokens)}"
+            )
+        half = self.seq_length // 2
+        cells = [
+            tuple(
+                (OPS[toks[p + 1] - _FIRST_OP_TOKEN], toks[p] - 1)
+                for p in range(start, start + half, 2)
+            )
+            for start in (0, half)
+        ]
+        arch = Genotype(cells[0], CONCAT, cells[1], CONCAT)
+        self.validate(arch)  # the two inputs of a node must differ
+        return arch
+
+    def token_mask(self) -> np.ndarray:
+        mask = np.zeros((self.seq_length, self.vocab_size), dtype=bool)
+        for p in range(0, self.seq_length, 2):
+            node = (p // 4) % N_NODES
+            mask[p, 1 : node + 3] = True
+            mask[p + 1, _FIRST_OP_TOKEN:] = True
+        return mask
+
+    def cell_graph(self, arch: Genotype, cell: str = "normal") -> tuple[np.ndarray, np.ndarray]:
+        """One cell with ops on vertices (arch2vec's DARTS graph), 11 vertices.
+
+        Vertices: ``c_{k-2}``, ``c_{k-1}``, the 8 edges (op vertices, in genotype order) and
+        the output. An op vertex reading intermediate node ``m`` has edges from both of
+        ``m``'s op vertices; every op vertex feeds the output (the concat is nodes 2..5).
+        Columns are :data:`GRAPH_COLUMNS`.
+        """
+        self.validate(arch)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        pairs = arch[2 * CELLS.index(cell)]
+        n = 2 + len(pairs) + 1
+        adj = np.zeros((n, n), dtype=np.int8)
+        ops = np.zeros((n, len(GRAPH_COLUMNS)), dtype=np.int8)
+        ops[0, len(OPS)] = ops[1, len(OPS) + 1] = 1
+        ops[n - 1, len(OPS) + 2 + CELLS.index(cell)] = 1
+        for e, (op, inp) in enumerate(pairs):
+            v = 2 + e
+            ops[v, _OP_INDEX[op]] = 1
+            if inp < 2:
+                adj[inp, v] = 1
+            else:
+                adj[2 + 2 * (inp - 2) : 4 + 2 * (inp - 2), v] = 1
+            adj[v, n - 1] = 1
+        return adj, ops
+
+    def to_graph(self, arch: Genotype) -> tuple[np.ndarray, np.ndarray]:
+        """Both cells as one 22-vertex graph: the normal cell's 11 vertices, then the reduction
+        cell's (see :meth:`cell_graph`), with no edges between them; the output vertex types
+        tell the cells apart."""
+        (a_n, o_n), (a_r, o_r) = self.cell_graph(arch, "normal"), self.cell_graph(arch, "reduce")
+        k = len(a_n)
+        adj = np.zeros((2 * k, 2 * k), dtype=np.int8)
+        adj[:k, :k], adj[k:, k:] = a_n, a_r
+        return adj, np.concatenate([o_n, o_r])
+
+    def to_string(self, arch: Genotype) -> str:
+        """DARTS's genotype notation, ``Genotype(normal=[('sep_conv_3x3', 0), ...], ...)``."""
+        self.validate(arch)
+        return _format(arch)
+
+    def from_string(self, text: str) -> Genotype:
+        """Parse DARTS's notation without evaluating it (``ast`` literals and ``range`` only)."""
+        try:
+            parsed = _parse_genotype(text)
+        except (SyntaxError, ValueError, TypeError, RecursionError) as exc:
+            raise InvalidArchitectureError(
+                f"not a DARTS genotype string ({exc}): {text!r}; expected "
+                "\"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), "
+                'reduce=[...], reduce_concat=range(2, 6))"'
+            ) from None
+        arch = freeze(parsed)
+        self.validate(arch)
+        return arch
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _parse_genotype(text: str) -> tuple[Any, Any, Any, Any]:
+    call = ast.parse(text.strip(), mode="eval").body
+    func = call.func if isinstance(call, ast.Call) else None
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name != "Genotype":
+        raise ValueError("not a Genotype(...) call")
+    fields = dict(zip(Genotype._fields, call.args, strict=False))
+    for kw in call.keywords:
+        if kw.arg not in Genotype._fields or kw.arg in fields:
+            raise ValueError(f"unexpected or repeated field {kw.arg!r}")
+        fields[kw.arg] = kw.value
+    if len(call.args) > 4 or set(fields) != set(Genotype._fields):
+        raise ValueError(f"a Genotype has the fields {', '.join(Genotype._fields)}")
+    values = {}
+    for field, node in fields.items():
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+            if node.keywords or not 1 <= len(node.args) <= 3:
+                raise ValueError("range() takes 1 to 3 integers")
+            values[field] = range(*(int(ast.literal_eval(a)) for a in node.args))
+        else:
+            values[field] = ast.literal_eval(node)
+    return tuple(values[f] for f in Genotype._fields)  # type: ignore[return-value]

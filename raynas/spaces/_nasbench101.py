@@ -1,0 +1,464 @@
+"""NAS-Bench-101 (Ying et al., ICML 2019): a DAG cell of at most 7 vertices and 9 edges.
+
+A cell is an upper-triangular adjacency matrix plus one op per vertex (``input`` first,
+``output`` last, interior ops from :data:`OPS`). Vertices that lie on no input-to-output path
+are pruned, exactly as the official ``ModelSpec`` does, and cells are identified by the
+official module hash (an iterated md5 of in/out degrees and labels), so isomorphic encodings
+share a key.
+
+Several encodings need a fixed 7-vertex layout. A pruned cell with ``V < 7`` vertices is
+*padded* by inserting ``7 - V`` edge-less vertices just before the output (the output moves to
+index 6); padded vertices carry the op ``conv3x3-bn-relu`` where an op is needed. Pruning a
+padded cell gives back the original cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from raynas._errors import InvalidArchitectureError
+from raynas.spaces._base import Space
+
+INPUT, OUTPUT = "input", "output"
+#: Interior ops in the official label order (the module hash labels them 0, 1, 2).
+OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+MAX_VERTICES = 7
+MAX_EDGES = 9
+#: Op used for the edge-less vertices of a padded 7-vertex layout.
+PAD_OP = OPS[0]
+_LABEL = {INPUT: -1, OUTPUT: -2, **{op: i for i, op in enumerate(OPS)}}
+#: NAO/SemiNAS tokens: 0 pad, 1 no edge, 2 edge, 3 conv1x1, 4 conv3x3, 5 maxpool, 6 output.
+_OP_TOKEN = {"conv1x1-bn-relu": 3, "conv3x3-bn-relu": 4, "maxpool3x3": 5, OUTPUT: 6}
+_TOKEN_OP = {t: op for op, t in _OP_TOKEN.items()}
+#: One-hot columns of :meth:`NASBench101Space.to_graph`.
+GRAPH_OPS = (INPUT, "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", OUTPUT)
+_EDGES = tuple((i, j) for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES))
+_md5 = hashlib.md5
+# md5 of str((out_degree, in_degree, label)) for every possible vertex: the hash's first round.
+_INIT = {
+    (o, i, lab): _md5(str((o, i, lab)).encode()).hexdigest()
+    for o in range(MAX_VERTICES * 2)
+    for i in range(MAX_VERTICES * 2)
+    for lab in (-2, -1, 0, 1, 2)
+}
+
+Matrix = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class Cell101:
+    """A NAS-Bench-101 cell: ``matrix[i][j] == 1`` for an edge ``i -> j``; ops per vertex."""
+
+    matrix: Matrix
+    ops: tuple[str, ...]
+
+
+def module_hash(matrix: Matrix, ops: tuple[str, ...]) -> str:
+    """The official NAS-Bench-101 hash (``graph_util.hash_module``) of a *pruned* cell."""
+    n = len(ops)
+    ins = [[w for w in range(n) if matrix[w][v]] for v in range(n)]
+    outs = [[w for w in range(n) if row[w]] for row in matrix]
+    hashes = [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in range(n)]
+    for _ in range(n):
+        hashes = [
+            _md5(
+                (
+                    "".join(sorted([hashes[w] for w in ins[v]]))
+                    + "|"
+                    + "".join(sorted([hashes[w] for w in outs[v]]))
+                    + "|"
+                    + hashes[v]
+                ).encode()
+            ).hexdigest()
+            for v in range(n)
+        ]
+    return _md5(str(sorted(hashes)).encode()).hexdigest()
+
+
+def _has_cycle(matrix: Matrix) -> bool:
+    n = len(matrix)
+    state = [0] * n  # 0 new, 1 on stack, 2 done
+
+    def visit(v: int) -> bool:
+        state[v] = 1
+        for w in range(n):
+            if matrix[v][w] and (state[w] == 1 or (state[w] == 0 and visit(w))):
+                return True
+        state[v] = 2
+        return False
+
+    return any(state[v] == 0 and visit(v) for v in range(n))
+
+
+def _build(matrix: Any, ops: Any) -> Cell101 | str:
+    """Check and prune a spec; returns the pruned cell, or the reason it is invalid."""
+    try:
+        ops = tuple(ops)
+        mat = tuple(tuple(int(x) for x in row) for row in matrix)
+    except (TypeError, ValueError):
+        return f"matrix must be a square 0/1 matrix and ops a list of op names, got {matrix!r}, {ops!r}"
+    n = len(ops)
+    if len(mat) != n or any(len(row) != n for row in mat):
+        return f"matrix must be {n}x{n} to match {n} ops, got {[len(r) for r in mat]} columns per row"
+    if n < 2:
+        return f"a cell needs at least an input and an output vertex, got ops {list(ops)}"
+    if any(x not in (0, 1) for row in mat for x in row):
+        return "matrix entries must be 0 or 1"
+    lower = [(i, j) for i in range(n) for j in range(i + 1) if mat[i][j]]
+    if lower:
+        i, j = lower[0]
+        if _has_cycle(mat):
+            return f"the graph has a cycle (through edge {i}->{j}); NAS-Bench-101 cells are DAGs"
+        return (
+            f"matrix is not strictly upper-triangular (edge {i}->{j}); order the vertices "
+            "topologically so that every edge goes from a lower to a higher index"
+        )
+    if ops[0] != INPUT or ops[-1] != OUTPUT:
+        return f"the first op must be 'input' and the last 'output', got {ops[0]!r} and {ops[-1]!r}"
+    for v, op in enumerate(ops[1:-1], start=1):
+        if op not in _LABEL or op in (INPUT, OUTPUT):
+            return f"unknown op {op!r} at vertex {v}; interior ops are {', '.join(OPS)}"
+    fwd, stack = {0}, [0]
+    while stack:
+        t = stack.pop()
+        for v in range(t + 1, n):
+            if mat[t][v] and v not in fwd:
+                fwd.add(v)
+                stack.append(v)
+    if n - 1 not in fwd:
+        return "the output is not reachable from the input (disconnected graph)"
+    bwd, stack = {n - 1}, [n - 1]
+    while stack:
+        t = stack.pop()
+        for v in range(t):
+            if mat[v][t] and v not in bwd:
+                bwd.add(v)
+                stack.append(v)
+    keep = sorted(fwd & bwd)
+    if len(keep) < n:
+        mat = tuple(tuple(mat[i][j] for j in keep) for i in keep)
+        ops = tuple(ops[i] for i in keep)
+    if len(ops) > MAX_VERTICES:
+        return f"{len(ops)} vertices after pruning; NAS-Bench-101 allows at most {MAX_VERTICES} vertices"
+    edges = sum(map(sum, mat))
+    if edges > MAX_EDGES:
+        return f"{edges} edges after pruning; NAS-Bench-101 allows at most {MAX_EDGES} edges"
+    return Cell101(mat, ops)
+
+
+@lru_cache(maxsize=1 << 18)
+def _checked(cell: Cell101) -> Cell101 | str:
+    return _build(cell.matrix, cell.ops)
+
+
+@lru_cache(maxsize=1 << 20)
+def _key(cell: Cell101) -> str:
+    pruned = _checked(cell)
+    if isinstance(pruned, str):
+        raise InvalidArchitectureError(f"invalid NAS-Bench-101 cell: {pruned}")
+    return module_hash(pruned.matrix, pruned.ops)
+
+
+def _pad(cell: Cell101) -> tuple[list[list[int]], list[str]]:
+    """7x7 layout of a pruned cell: edge-less vertices inserted before the output."""
+    n = len(cell.ops)
+    pos = list(range(n - 1)) + [MAX_VERTICES - 1]  # where each vertex goes
+    mat = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
+    for i in range(n):
+        for j in range(n):
+            if cell.matrix[i][j]:
+                mat[pos[i]][pos[j]] = 1
+    ops = list(cell.ops[:-1]) + [PAD_OP] * (MAX_VERTICES - n) + [OUTPUT]
+    return mat, ops
+
+
+def _columns(n: int) -> list[int]:
+    """Start of column ``c`` (1-based) in the token sequence: ``(c - 1) (c + 2) / 2``."""
+    return [(c - 1) * (c + 2) // 2 for c in range(1, n + 1)]
+
+
+class NASBench101Space(Space):
+    """The NAS-Bench-101 cell space (423,624 unique cells).
+
+    An architecture is a :class:`Cell101`; :meth:`from_spec` builds a pruned one.
+
+    Args:
+        mutation_rate: Expected number of edge flips per vertex and op changes per interior
+            vertex in :meth:`mutate` (1.0 in the official regularized-evolution example).
+
+    Example:
+        >>> space = NASBench101Space()
+        >>> cell = space.from_spec([[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+        ...                        ["input", "conv3x3-bn-relu", "output"])
+        >>> space.to_sequence(cell)[:5]
+        [2, 4, 2, 2, 6]
+    """
+
+    name = "nasbench101"
+    ops = OPS
+    cardinality = 423_624
+    seq_length = 27
+    vocab_size = 7
+
+    def __init__(self, mutation_rate: float = 1.0):
+        self.mutation_rate = float(mutation_rate)
+
+    # --- construction -----------------------------------------------------------------
+    def from_spec(self, matrix: Any, ops: Any) -> Cell101:
+        """Build a pruned cell from an adjacency matrix and op names.
+
+        Raises:
+            InvalidArchitectureError: cycle or non-upper-triangular matrix, unknown op, bad
+                input/output ops, disconnected output, or over 7 vertices / 9 edges after
+                pruning (the official ``is_valid`` rules).
+        """
+        if isinstance(matrix, np.ndarray):
+            matrix = matrix.tolist()
+        cell = _build(matrix, ops)
+        if isinstance(cell, str):
+            raise InvalidArchitectureError(f"invalid NAS-Bench-101 cell: {cell}")
+        return cell
+
+    def prune(self, arch: Cell101) -> Cell101:
+        """``arch`` without vertices off every input-to-output path (validates)."""
+        self.validate(arch)
+        return _checked(arch)  # type: ignore[return-value]
+
+    # --- sampling and neighbourhoods ----------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Cell101:
+        """The official random spec: a random upper-triangular 7x7 matrix and random ops."""
+        while True:
+            mat = np.triu(rng.integers(0, 2, size=(MAX_VERTICES, MAX_VERTICES)), 1).tolist()
+            ops = [INPUT] + [OPS[i] for i in rng.integers(0, len(OPS), size=5)] + [OUTPUT]
+            cell = _build(mat, ops)
+            if not isinstance(cell, str):
+                return cell
+
+    def mutate(self, arch: Cell101, rng: np.random.Generator) -> Cell101:
+        """The official regularized-evolution mutation, retried until valid and different.
+
+        On the padded 7-vertex layout each of the 21 possible edges flips with probability
+        ``mutation_rate / 7`` and each interior op changes with probability
+        ``mutation_rate / 5``; padded (edge-less) vertices get random ops first, so that a
+        mutation can grow the cell as the official unpruned specs can.
+        """
+        own = self.key(arch)
+        base_mat, base_ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        n_live = len(_checked(arch).ops)  # type: ignore[union-attr]
+        edge_p = self.mutation_rate / MAX_VERTICES
+        op_p = self.mutation_rate / (MAX_VERTICES - 2)
+        while True:
+            mat = [row[:] for row in base_mat]
+            ops = base_ops[:]
+            for v in range(n_live - 1, MAX_VERTICES - 1):
+                ops[v] = OPS[int(rng.integers(len(OPS)))]
+            flips = rng.random(len(_EDGES)) < edge_p
+            for (i, j), flip in zip(_EDGES, flips):
+                if flip:
+                    mat[i][j] = 1 - mat[i][j]
+            changes = rng.random(MAX_VERTICES - 2) < op_p
+            picks = rng.integers(0, len(OPS) - 1, size=MAX_VERTICES - 2)
+            for v in range(1, MAX_VERTICES - 1):
+                if changes[v - 1]:
+                    ops[v] = [o for o in OPS if o != ops[v]][int(picks[v - 1])]
+            cell = _build(mat, ops)
+            if not isinstance(cell, str) and _key(cell) != own:
+                return cell
+
+    def neighbors(self, arch: Cell101) -> list[Cell101]:
+        """Valid cells one edge flip or one op change away on the padded 7-vertex layout.
+
+        Edge flips come first (row-major), then op changes (by vertex, then in ``OPS`` order).
+        Neighbours are deduplicated by key and exclude ``arch``'s own key. Because padded
+        vertices have no edges, no single edit adds a vertex (that takes an edge in and out).
+        """
+        own = self.key(arch)
+        base_mat, base_ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        cands: list[tuple[list[list[int]], list[str]]] = []
+        for i, j in _EDGES:
+            mat = [row[:] for row in base_mat]
+            mat[i][j] = 1 - mat[i][j]
+            cands.append((mat, base_ops))
+        for v in range(1, MAX_VERTICES - 1):
+            for op in OPS:
+                if op != base_ops[v]:
+                    cands.append((base_mat, base_ops[:v] + [op] + base_ops[v + 1 :]))
+        seen = {own}
+        out = []
+        for mat, ops in cands:
+            cell = _build(mat, ops)
+            if isinstance(cell, str):
+                continue
+            key = _key(cell)
+            if key not in seen:
+                seen.add(key)
+                out.append(cell)
+        return out
+
+    # --- validity and identity ------------------------------------------------------------
+    def validate(self, arch: Any) -> None:
+        if not isinstance(arch, Cell101):
+            raise InvalidArchitectureError(
+                f"a NAS-Bench-101 architecture is a Cell101 (use NASBench101Space.from_spec), got {arch!r}"
+            )
+        try:
+            result = _checked(arch)
+        except TypeError:  # unhashable fields, e.g. lists
+            result = _build(arch.matrix, arch.ops)
+            if not isinstance(result, str):
+                result = "Cell101 fields must be tuples (build cells with from_spec)"
+        if isinstance(result, str):
+            raise InvalidArchitectureError(f"invalid NAS-Bench-101 cell: {result}")
+
+    def key(self, arch: Cell101) -> str:
+        """The official NAS-Bench-101 module hash (32 hex digits) of the pruned cell."""
+        if type(arch) is not Cell101:
+            self.validate(arch)
+        try:
+            return _key(arch)
+        except TypeError:
+            self.validate(arch)
+            raise
+
+    # --- encodings ------------------------------------------------------------------------
+    def to_config(self, arch: Cell101) -> dict[str, Any]:
+        """``edge_i_j`` (0/1, ``i < j < 7``) and ``op_1..op_5`` of the padded 7-vertex layout."""
+        self.validate(arch)
+        mat, ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        config: dict[str, Any] = {f"edge_{i}_{j}": mat[i][j] for i, j in _EDGES}
+        config.update({f"op_{v}": ops[v] for v in range(1, MAX_VERTICES - 1)})
+        return config
+
+    def from_config(self, config: dict[str, Any]) -> Cell101:
+        try:
+            mat = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
+            for i, j in _EDGES:
+                mat[i][j] = int(config[f"edge_{i}_{j}"])
+            ops = [INPUT] + [config[f"op_{v}"] for v in range(1, MAX_VERTICES - 1)] + [OUTPUT]
+        except KeyError as exc:
+            raise InvalidArchitectureError(f"config lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidArchitectureError(f"bad NAS-Bench-101 config value: {exc}") from None
+        return self.from_spec(mat, ops)
+
+    def to_sequence(self, arch: Cell101) -> list[int]:
+        """The 27-token NAO/SemiNAS encoding of the pruned cell.
+
+        For each column ``c = 1 .. V-1`` of the ``V``-vertex pruned cell: ``matrix[r][c] + 1``
+        for every row ``r < c``, then the op token of vertex ``c`` (3 conv1x1, 4 conv3x3,
+        5 maxpool, 6 output). A cell with ``V < 7`` vertices thus ends with the output token
+        after ``(V + 2)(V - 1) / 2`` tokens and is padded with zeros to 27.
+        """
+        self.validate(arch)
+        cell: Cell101 = _checked(arch)  # type: ignore[assignment]
+        seq = []
+        for c in range(1, len(cell.ops)):
+            seq.extend(cell.matrix[r][c] + 1 for r in range(c))
+            seq.append(_OP_TOKEN[cell.ops[c]])
+        return seq + [0] * (self.seq_length - len(seq))
+
+    def from_sequence(self, tokens: list[int]) -> Cell101:
+        """Inverse of :meth:`to_sequence`.
+
+        Columns are read until the output token 6; every later token must be the pad 0. An
+        unpruned encoding (e.g. a full 7-vertex sequence with dangling vertices) is accepted
+        and pruned, so ``to_sequence(from_sequence(s)) == s`` holds for pruned cells only.
+        """
+        try:
+            toks = [int(t) for t in tokens]
+        except (TypeError, ValueError):
+            raise InvalidArchitectureError(f"tokens must be integers, got {tokens!r}") from None
+        if len(toks) != self.seq_length:
+            raise InvalidArchitectureError(
+                f"a NAS-Bench-101 sequence has {self.seq_length} tokens, got {len(toks)}"
+            )
+        edges: dict[tuple[int, int], int] = {}
+        ops = [INPUT]
+        end = None
+        for c, start in enumerate(_columns(MAX_VERTICES - 1), start=1):
+            for r in range(c):
+                t = toks[start + r]
+                if t not in (1, 2):
+                    raise InvalidArchitectureError(
+                        f"token {t} at position {start + r} (edge {r}->{c}) must be 1 (no edge) or 2 (edge)"
+                    )
+                edges[(r, c)] = t - 1
+            t = toks[start + c]
+            if t not in _TOKEN_OP:
+                raise InvalidArchitectureError(
+                    f"token {t} at position {start + c} (op of vertex {c}) must be 3, 4, 5 or 6 (output)"
+                )
+            ops.append(_TOKEN_OP[t])
+            if t == 6:
+                end = start + c + 1
+                break
+        if end is None:
+            raise InvalidArchitectureError("sequence has no output token (6) in its op positions")
+        if any(toks[end:]):
+            raise InvalidArchitectureError(
+                f"tokens after the output token (position {end - 1}) must all be the pad 0, got {toks[end:]}"
+            )
+        n = len(ops)
+        mat = [[edges.get((i, j), 0) for j in range(n)] for i in range(n)]
+        return self.from_spec(mat, ops)
+
+    def token_mask(self) -> np.ndarray:
+        """Tokens :meth:`to_sequence` can emit at each position.
+
+        Edge positions allow {1, 2}; op positions of columns 1-5 allow {3, 4, 5} and the output
+        6 (cells with fewer than 7 vertices end there); column 6's op allows only 6. The pad 0
+        is allowed from column 2 on, where shorter cells are padded. The mask is per position:
+        a masked decoder should treat 6 as end-of-cell and emit 0 after it, or simply keep to
+        7-vertex sequences (never pick 0 or an early 6); :meth:`from_sequence` prunes those.
+        """
+        mask = np.zeros((self.seq_length, self.vocab_size), dtype=bool)
+        for c, start in enumerate(_columns(MAX_VERTICES - 1), start=1):
+            mask[start : start + c, 1:3] = True
+            mask[start + c, 6] = True
+            if c < MAX_VERTICES - 1:
+                mask[start + c, 3:6] = True
+            if c > 1:
+                mask[start : start + c + 1, 0] = True
+        return mask
+
+    def to_graph(self, arch: Cell101) -> tuple[np.ndarray, np.ndarray]:
+        """Padded 7x7 adjacency and one-hot ops over ``GRAPH_OPS``.
+
+        Uses the padded layout (output at index 6); padded vertices have no edges and an
+        all-zero op row.
+        """
+        self.validate(arch)
+        cell: Cell101 = _checked(arch)  # type: ignore[assignment]
+        n = len(cell.ops)
+        mat, ops = _pad(cell)
+        onehot = np.zeros((MAX_VERTICES, len(GRAPH_OPS)), dtype=np.int8)
+        for v, op in enumerate(ops):
+            if not (n - 1 <= v < MAX_VERTICES - 1):
+                onehot[v, GRAPH_OPS.index(op)] = 1
+        return np.array(mat, dtype=np.int8), onehot
+
+    def to_string(self, arch: Cell101) -> str:
+        """JSON ``{"matrix": [[...]], "ops": [...]}`` of the pruned cell."""
+        self.validate(arch)
+        cell: Cell101 = _checked(arch)  # type: ignore[assignment]
+        return json.dumps({"matrix": [list(r) for r in cell.matrix], "ops": list(cell.ops)})
+
+    def from_string(self, text: str) -> Cell101:
+        try:
+            spec = json.loads(text)
+            matrix, ops = spec["matrix"], spec["ops"]
+        except (json.JSONDecodeError, TypeError, KeyError):
+            raise InvalidArchitectureError(
+                f"not a NAS-Bench-101 cell string: {text!r}; expected JSON "
+                '{"matrix": [[0, 1], [0, 0]], "ops": ["input", "output"]}'
+            ) from None
+        return self.from_spec(matrix, ops)
+
+    def __repr__(self) -> str:
+        return f"NASBench101Space(mutation_rate={self.mutation_rate})"

@@ -1,0 +1,66 @@
+"""Local search (White, Nolen, Savani & Mallick, "Local search is state of the art for NAS
+benchmarks", 2021).
+
+Start from a random cell; evaluate its neighbours in random order; as soon as one beats the
+incumbent, move there and start on its neighbourhood. When a neighbourhood is exhausted with
+no improvement (a local optimum), restart from a random cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raynas.searchers._base import ArchSearcher
+from raynas.spaces import Arch
+
+
+class LocalSearcher(ArchSearcher):
+    """First-improvement local search with random restarts.
+
+    Args:
+        num_init: Random cells evaluated before the first climb; the best becomes the incumbent.
+        **kwargs: :class:`ArchSearcher` arguments.
+    """
+
+    name = "local"
+
+    def __init__(self, space, num_init: int = 10, **kwargs: Any):
+        super().__init__(space, **kwargs)
+        self.num_init = int(num_init)
+        self.incumbent: tuple[Arch, float] | None = None
+        self.queue: list[Arch] = []  # unvisited neighbours of the incumbent
+        self.restart = False
+
+    def _propose(self) -> Arch | None:
+        if self.incumbent is None or self.restart or len(self.evaluated) < self.num_init:
+            return self.random_arch()
+        while self.queue:
+            arch = self.queue.pop()
+            if self.allowed(arch):
+                return arch
+        self.restart = True  # local optimum: no unvisited neighbour left
+        return self.random_arch()
+
+    def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
+        if score is None or len(self.evaluated) < self.num_init:
+            return
+        if self.incumbent is None:  # the initial random phase just ended: climb from its best
+            best = self.best()
+            assert best is not None
+            self._move(best["arch"], best["score"])
+        elif self.restart or score > self.incumbent[1]:
+            self.restart = False
+            self._move(arch, score)
+
+    def _move(self, arch: Arch, score: float) -> None:
+        self.incumbent = (arch, score)
+        neigh = self.space.neighbors(arch)
+        self.queue = [neigh[int(i)] for i in self.rng.permutation(len(neigh))]
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {"incumbent": self.incumbent, "queue": list(self.queue), "restart": self.restart}
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        self.incumbent = state["incumbent"]
+        self.queue = list(state["queue"])
+        self.restart = state["restart"]

@@ -1,0 +1,78 @@
+"""REINFORCE (Williams, 1992) on a factorized categorical policy over the token sequence.
+
+The policy has one independent softmax per sequence position, restricted to the tokens the
+space allows there (``space.token_mask()``). After each result the logits move along
+``lr * (reward - baseline) * grad log p(tokens)``, where the baseline is an exponential moving
+average of rewards (momentum 0.9). Rewards are the score times ``reward_scale`` (0.01 turns an
+accuracy in percent into [0, 1]).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from raynas.searchers._base import ArchSearcher
+from raynas.spaces import Arch
+
+
+class ReinforceSearcher(ArchSearcher):
+    """REINFORCE with a moving-average baseline.
+
+    Args:
+        learning_rate: Step size on the logits.
+        baseline_decay: Momentum of the reward baseline.
+        reward_scale: Rewards are ``score * reward_scale`` (0.01 turns percent into [0, 1]).
+        **kwargs: :class:`ArchSearcher` arguments.
+    """
+
+    name = "reinforce"
+
+    def __init__(
+        self,
+        space,
+        learning_rate: float = 0.01,
+        baseline_decay: float = 0.9,
+        reward_scale: float = 0.01,
+        **kwargs: Any,
+    ):
+        super().__init__(space, **kwargs)
+        self.learning_rate = float(learning_rate)
+        self.baseline_decay = float(baseline_decay)
+        self.reward_scale = float(reward_scale)
+        self.mask = self.space.token_mask()  # (L, V)
+        self.logits = np.zeros(self.mask.shape)  # (L, V)
+        self.baseline: float | None = None
+
+    def _probs(self) -> np.ndarray:
+        z = np.where(self.mask, self.logits, -np.inf)
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def _propose(self) -> Arch | None:
+        probs = self._probs()
+        u = self.rng.random(len(probs))[:, None]
+        tokens = (np.cumsum(probs, axis=1) < u).sum(axis=1)  # inverse-CDF sample per position
+        return self.space.from_sequence([int(t) for t in np.minimum(tokens, probs.shape[1] - 1)])
+
+    def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
+        if score is None:
+            return
+        reward = score * self.reward_scale
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = reward - self.baseline
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        onehot = np.zeros_like(self.logits)
+        onehot[np.arange(len(onehot)), self.space.to_sequence(arch)] = 1.0
+        grad = onehot - self._probs()  # d log p(tokens) / d logits
+        self.logits += self.learning_rate * advantage * grad
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {"logits": self.logits.copy(), "baseline": self.baseline}
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        self.logits = np.array(state["logits"])
+        self.baseline = state["baseline"]

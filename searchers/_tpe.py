@@ -1,0 +1,108 @@
+"""TPE (Bergstra et al., 2011) through Optuna's ``TPESampler``; no TPE is written here.
+
+Each sequence position of the space is one categorical parameter over the tokens allowed there
+(``space.token_mask()``). Proposals that decode to an invalid, disallowed or already evaluated
+cell are told to Optuna at once (the known value for a duplicate, a failure otherwise) and
+another is asked, so no query of the budget is spent on them.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from raynas._errors import InvalidArchitectureError
+from raynas.searchers._base import ArchSearcher
+from raynas.spaces import Arch
+
+
+class TPESearcher(ArchSearcher):
+    """Optuna TPE over the space's token sequence.
+
+    Args:
+        n_startup_trials: Random trials before TPE kicks in (Optuna's default 10).
+        n_ei_candidates: Candidates scored by expected improvement per ask (Optuna's default 24).
+        multivariate: Multivariate TPE (Falkner et al. 2018) instead of independent per-parameter.
+        **kwargs: :class:`ArchSearcher` arguments.
+    """
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space,
+        n_startup_trials: int = 10,
+        n_ei_candidates: int = 24,
+        multivariate: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(space, **kwargs)
+        self.n_startup_trials = int(n_startup_trials)
+        self.n_ei_candidates = int(n_ei_candidates)
+        self.multivariate = bool(multivariate)
+        mask = self.space.token_mask()
+        self.dists = {
+            f"t{pos}": CategoricalDistribution([int(t) for t in np.flatnonzero(row)])
+            for pos, row in enumerate(mask)
+        }
+        self.study: optuna.Study | None = None
+        self.open: dict[str, int] = {}  # cell key -> number of the Optuna trial awaiting its result
+
+    def _make_study(self) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=self.n_startup_trials,
+            n_ei_candidates=self.n_ei_candidates,
+            multivariate=self.multivariate,
+            seed=int(self.rng.integers(2**31 - 1)),
+        )
+        return optuna.create_study(direction="maximize", sampler=sampler)
+
+    def _propose(self) -> Arch | None:
+        if self.study is None:
+            self.study = self._make_study()
+        known = {h["key"]: h["score"] for h in self.history if not h["error"]}
+        for _ in range(self.max_retries):
+            trial = self.study.ask(self.dists)
+            tokens = [trial.params[f"t{pos}"] for pos in range(len(self.dists))]
+            try:
+                arch = self.space.from_sequence(tokens)
+                key = self.space.key(arch)
+            except InvalidArchitectureError:
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            if key in known:
+                self.study.tell(trial, known[key])
+            elif not self.allowed(arch):
+                self.study.tell(trial, state=TrialState.FAIL)
+            else:
+                self.open[key] = trial.number
+                return arch
+        return None
+
+    def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
+        if self.study is None:
+            self.study = self._make_study()
+        number = self.open.pop(self.space.key(arch), None)
+        if number is not None:
+            if score is None:
+                self.study.tell(number, state=TrialState.FAIL)
+            else:
+                self.study.tell(number, score)
+        elif score is not None:  # proposed by the fallback: teach TPE the point anyway
+            params = {f"t{i}": t for i, t in enumerate(self.space.to_sequence(arch))}
+            self.study.add_trial(
+                optuna.trial.create_trial(params=params, distributions=self.dists, value=score)
+            )
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {"study": pickle.dumps(self.study), "open": dict(self.open)}
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        self.study = pickle.loads(state["study"])
+        self.open = dict(state["open"])
