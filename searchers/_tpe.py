@@ -1,9 +1,10 @@
 """TPE (Bergstra et al., 2011) through Optuna's ``TPESampler``; no TPE is written here.
 
 Each sequence position of the space is one categorical parameter over the tokens allowed there
-(``space.token_mask()``). Proposals that decode to an invalid, disallowed or already evaluated
-cell are told to Optuna at once (the known value for a duplicate, a failure otherwise) and
-another is asked, so no query of the budget is spent on them.
+(``space.token_mask()``). Proposals that decode to an invalid, disallowed or already proposed
+cell are told to Optuna as failed at once (so they neither cost a query nor distort the density
+estimates) and another is asked; after ``max_asks`` such asks the base class falls back to a
+random unseen cell, whose result Optuna then learns like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class TPESearcher(ArchSearcher):
         n_startup_trials: Random trials before TPE kicks in (Optuna's default 10).
         n_ei_candidates: Candidates scored by expected improvement per ask (Optuna's default 24).
         multivariate: Multivariate TPE (Falkner et al. 2018) instead of independent per-parameter.
+        max_asks: Asks per proposal before falling back to a random unseen cell.
         **kwargs: :class:`ArchSearcher` arguments.
     """
 
@@ -39,12 +41,14 @@ class TPESearcher(ArchSearcher):
         n_startup_trials: int = 10,
         n_ei_candidates: int = 24,
         multivariate: bool = False,
+        max_asks: int = 10,
         **kwargs: Any,
     ):
         super().__init__(space, **kwargs)
         self.n_startup_trials = int(n_startup_trials)
         self.n_ei_candidates = int(n_ei_candidates)
         self.multivariate = bool(multivariate)
+        self.max_asks = int(max_asks)
         mask = self.space.token_mask()
         self.dists = {
             f"t{pos}": CategoricalDistribution([int(t) for t in np.flatnonzero(row)])
@@ -66,8 +70,7 @@ class TPESearcher(ArchSearcher):
     def _propose(self) -> Arch | None:
         if self.study is None:
             self.study = self._make_study()
-        known = {h["key"]: h["score"] for h in self.history if not h["error"]}
-        for _ in range(self.max_retries):
+        for _ in range(self.max_asks):
             trial = self.study.ask(self.dists)
             tokens = [trial.params[f"t{pos}"] for pos in range(len(self.dists))]
             try:
@@ -76,9 +79,7 @@ class TPESearcher(ArchSearcher):
             except InvalidArchitectureError:
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            if key in known:
-                self.study.tell(trial, known[key])
-            elif not self.allowed(arch):
+            if not self.allowed(arch):
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
                 self.open[key] = trial.number

@@ -59,7 +59,7 @@ def load(
     file = locate(spec, dataset, path)
     if file.suffix == ".parquet":
         bench = TabularBenchmark.from_parquet(file)
-        if bench.name != spec.name or (bench.dataset or dataset) != dataset:
+        if bench.name != spec.name or (spec.name != "custom" and (bench.dataset or dataset) != dataset):
             raise BenchmarkFormatError(
                 f"{file} holds {bench.name}/{bench.dataset}, not {spec.name}/{dataset}"
             )

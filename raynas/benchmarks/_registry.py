@@ -73,6 +73,15 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "the PyPI package nas-bench-graph (installed with raynas)",
             embedded=True,
         ),
+        BenchmarkSpec(
+            "custom",
+            "",
+            "raynas.benchmarks._import:load_custom",
+            (),
+            ("custom",),
+            "your own measurements: `raynas data import --space SPACE --arch-column COL "
+            "--metric val_accuracy=COL FILE`, then --data the Parquet file it writes",
+        ),
     )
 }
 
@@ -86,6 +95,8 @@ def get_spec(name: str) -> BenchmarkSpec:
 def check_dataset(spec: BenchmarkSpec, dataset: str | None) -> str:
     if dataset is None:
         return spec.datasets[0]
+    if spec.name == "custom":  # an imported table's dataset is a free-form label
+        return dataset
     if dataset not in spec.datasets:
         raise UnknownNameError(f"dataset of {spec.name}", dataset, spec.datasets)
     return dataset

@@ -191,20 +191,30 @@ class TabularBenchmark:
             self._archs = [self.space.from_string(s) for s in self.strings]
         return list(self._archs)
 
-    def optimum(self, metric: str, fidelity: int | None = None) -> float:
-        """Best mean value of ``metric`` over the table (max, or min for cost metrics)."""
-        col = self._metric_column(metric, fidelity)
+    def optimum(self, metric: str, fidelity: int | None = None, max_cost: dict[str, float] | None = None) -> float:
+        """Best mean value of ``metric`` (max, or min for cost metrics), among the cells within
+        ``max_cost`` (e.g. ``{"flops": 2e7}``) when given."""
+        col = self._metric_column(metric, fidelity, max_cost)
         return float(np.nanmin(col) if metric in MINIMISED else np.nanmax(col))
 
-    def best_key(self, metric: str, fidelity: int | None = None) -> str:
-        col = self._metric_column(metric, fidelity)
+    def best_key(self, metric: str, fidelity: int | None = None, max_cost: dict[str, float] | None = None) -> str:
+        col = self._metric_column(metric, fidelity, max_cost)
         i = np.nanargmin(col) if metric in MINIMISED else np.nanargmax(col)
         return self.keys[int(i)]
 
-    def _metric_column(self, metric: str, fidelity: int | None) -> np.ndarray:
+    def _metric_column(self, metric: str, fidelity: int | None, max_cost: dict[str, float] | None = None) -> np.ndarray:
         if metric not in self.metrics:
             raise UnknownNameError("metric", metric, self.metrics)
-        return self._mean[:, self._fidelity_index(fidelity), self.metrics.index(metric)]
+        f = self._fidelity_index(fidelity)
+        col = self._mean[:, f, self.metrics.index(metric)].copy()
+        for name, limit in (max_cost or {}).items():
+            if name not in self.metrics:
+                raise UnknownNameError(f"cost metric of {self.name}", name, self.metrics)
+            over = ~(self._mean[:, f, self.metrics.index(name)] <= limit)
+            col[over] = np.nan
+        if np.isnan(col).all():
+            raise ValueError(f"{self.name}: no cell has {metric}" + (f" within {max_cost}" if max_cost else ""))
+        return col
 
     def eval_time(self, arch: Arch, fidelity: int | None = None) -> float:
         """Simulated seconds one evaluation of ``arch`` occupies a worker.
@@ -267,6 +277,7 @@ class TabularBenchmark:
                     "name": self.name,
                     "dataset": self.dataset,
                     "space": self.space.name,
+                    "space_options": self.space.options,
                     "fidelities": self.fidelities,
                     "runs": s,
                     "time_model": self.time_model,
@@ -293,7 +304,7 @@ class TabularBenchmark:
                 "import foreign tables with `raynas data import`"
             )
         meta = json.loads(meta_raw)
-        space = space or get_space(meta["space"])
+        space = space or get_space(meta["space"], **meta.get("space_options", {}))
         fidelities = [None if x in (-1, None) else int(x) for x in meta["fidelities"]]
         metrics = [c for c in table.column_names if c not in ("key", "arch", "fidelity", "run")]
         key_col = table.column("key").combine_chunks()

@@ -222,7 +222,9 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
         )
     grid = tuner.fit()
     callback.close()
-    return collect(grid, config, bench, metric, out)
+    path = collect(grid, config, bench, metric, out)
+    write_report(out, config, bench, metric)
+    return path
 
 
 def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, out: Path) -> Path:
@@ -276,3 +278,21 @@ def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)
+
+
+def write_report(out: Path, config: CompareConfig, bench: TabularBenchmark, metric: str) -> str:
+    """Write ``summary.md``, ``summary.csv`` and ``curves.png``; return the Markdown."""
+    from raynas import report
+
+    mode = default_mode(metric)
+    optimum = bench.optimum(metric, config.fidelity, config.max_cost or None)
+    results = out / RESULTS_FILE
+    summaries = report.summarize(results, optimum, mode, methods=config.methods)
+    title = (f"# {config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
+             f"{config.seeds} seeds x {config.budget} queries"
+             + (f", limits {config.max_cost}" if config.max_cost else "") + "\n\n")
+    md = title + report.to_markdown(summaries, metric, optimum)
+    (out / "summary.md").write_text(md)
+    report.to_csv(summaries, out / "summary.csv")
+    report.plot_curves(results, out / "curves.png", metric, optimum, mode)
+    return md

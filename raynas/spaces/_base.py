@@ -112,6 +112,11 @@ class Space(abc.ABC):
         return None
 
     # --- helpers ----------------------------------------------------------------------
+    @property
+    def options(self) -> dict[str, Any]:
+        """Constructor options: ``get_space(space.name, **space.options)`` rebuilds the space."""
+        return {}
+
     def config_json(self, arch: Arch) -> str:
         return json.dumps(self.to_config(arch), sort_keys=True)
 

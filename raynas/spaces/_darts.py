@@ -52,7 +52,12 @@ class Genotype(NamedTuple):
     reduce_concat: range
 
     def __repr__(self) -> str:
-        return _format(self)
+        try:
+            return _format(self)
+        except (TypeError, ValueError):  # not a well-formed genotype: show it as it is
+            return "Genotype({})".format(
+                ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self, strict=True))
+            )
 
 
 def _format(g: Any) -> str:
@@ -60,12 +65,19 @@ def _format(g: Any) -> str:
         return repr([(str(op), int(i)) for op, i in pairs])
 
     def concat(c: Any) -> str:
-        return "range(2, 6)" if list(c) == list(CONCAT) else repr(list(c))
+        return "range(2, 6)" if _is_concat(c) else repr(c if isinstance(c, range) else list(c))
 
     return (
         f"Genotype(normal={cell(g[0])}, normal_concat={concat(g[1])}, "
         f"reduce={cell(g[2])}, reduce_concat={concat(g[3])})"
     )
+
+
+def _is_concat(c: Any) -> bool:
+    """Whether ``c`` lists nodes 2..5 (without materialising a huge range)."""
+    if isinstance(c, range):
+        return c == CONCAT
+    return len(c) == N_NODES and tuple(c) == tuple(CONCAT)
 
 
 def freeze(genotype: Any) -> Genotype:
@@ -77,7 +89,10 @@ def freeze(genotype: Any) -> Genotype:
     try:
         normal, normal_concat, reduce, reduce_concat = genotype
         cells = [tuple((str(op), int(i)) for op, i in c) for c in (normal, reduce)]
-        concats = [CONCAT if list(c) == list(CONCAT) else tuple(c) for c in (normal_concat, reduce_concat)]
+        concats = [
+            CONCAT if _is_concat(c) else c if isinstance(c, range) else tuple(c)
+            for c in (normal_concat, reduce_concat)
+        ]
     except (TypeError, ValueError):
         raise InvalidArchitectureError(
             f"not a DARTS genotype (normal, normal_concat, reduce, reduce_concat): {genotype!r}"
@@ -113,7 +128,7 @@ def _check(arch: Any) -> None:
         )
     for c, cell in enumerate(CELLS):
         pairs, concat = arch[2 * c], arch[2 * c + 1]
-        if not isinstance(concat, (range, tuple)) or tuple(concat) != tuple(CONCAT):
+        if not isinstance(concat, (range, tuple)) or not _is_concat(concat):
             raise InvalidArchitectureError(
                 f"{cell}_concat must be range(2, 6) (every intermediate node feeds the cell "
                 f"output; lists are mutable, see freeze()), got {concat!r}"
@@ -134,7 +149,8 @@ def _check(arch: Any) -> None:
                 raise InvalidArchitectureError(
                     f"{cell} node {node}: unknown op {op!r}; DARTS ops are {', '.join(OPS)}"
                 )
-            if isinstance(inp, bool) or not isinstance(inp, (int, np.integer)) or not 0 <= inp < node + 2:
+            is_int = isinstance(inp, (int, np.integer)) and not isinstance(inp, bool)
+            if not is_int or not 0 <= inp < node + 2:
                 raise InvalidArchitectureError(
                     f"{cell} node {node}: input {inp!r} does not exist; node {node} reads one of "
                     f"0..{node + 1} (0 = c_{{k-2}}, 1 = c_{{k-1}}, 2+m = intermediate node m)"
@@ -236,7 +252,9 @@ class DartsSpace(Space):
             return _key(arch)
         except TypeError:  # unhashable parts (lists)
             self.validate(arch)
-            raise InvalidArchitectureError(f"a DARTS architecture is immutable, got {arch!r}") from None
+            raise InvalidArchitectureError(
+                f"a DARTS architecture is immutable, got {arch!r}"
+            ) from None
 
     def cost(self, arch: Genotype) -> dict[str, float] | None:
         return cost(arch)
@@ -262,7 +280,9 @@ class DartsSpace(Space):
         except KeyError as exc:
             raise InvalidArchitectureError(f"config lacks {exc.args[0]!r}") from None
         except (TypeError, ValueError):
-            raise InvalidArchitectureError(f"config inputs must be integers, got {config!r}") from None
+            raise InvalidArchitectureError(
+                f"config inputs must be integers, got {config!r}"
+            ) from None
         arch = Genotype(cells[0], CONCAT, cells[1], CONCAT)
         self.validate(arch)
         return arch
@@ -369,7 +389,11 @@ class DartsSpace(Space):
 def _parse_genotype(text: str) -> tuple[Any, Any, Any, Any]:
     call = ast.parse(text.strip(), mode="eval").body
     func = call.func if isinstance(call, ast.Call) else None
-    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    name = ""
+    if isinstance(func, ast.Name):
+        name = func.id
+    elif isinstance(func, ast.Attribute):
+        name = func.attr
     if name != "Genotype":
         raise ValueError("not a Genotype(...) call")
     fields = dict(zip(Genotype._fields, call.args, strict=False))
@@ -381,7 +405,8 @@ def _parse_genotype(text: str) -> tuple[Any, Any, Any, Any]:
         raise ValueError(f"a Genotype has the fields {', '.join(Genotype._fields)}")
     values = {}
     for field, node in fields.items():
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        is_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        if is_call and node.func.id == "range":
             if node.keywords or not 1 <= len(node.args) <= 3:
                 raise ValueError("range() takes 1 to 3 integers")
             values[field] = range(*(int(ast.literal_eval(a)) for a in node.args))

@@ -138,6 +138,12 @@ class NASBenchGraphSpace(Space):
         self._op_index = {op: i for i, op in enumerate(self.ops)}
         self.cardinality = len(LINKS) * len(self.ops) ** N_NODES - len(LINKS)
         self.vocab_size = 1 + len(LINKS) + len(self.ops)
+        # Isomorphism classes (distinct valid_hash values), as tabulated by the package.
+        self.n_classes = 26206 if ops == "default" else 2021
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {"ops": self.op_set}
 
     # --- sampling and neighbourhoods -------------------------------------------------
     def sample(self, rng: np.random.Generator) -> GraphArch:
@@ -191,7 +197,9 @@ class NASBenchGraphSpace(Space):
         except KeyError as exc:
             raise InvalidArchitectureError(f"config lacks {exc.args[0]!r}") from None
         except (TypeError, ValueError):
-            raise InvalidArchitectureError(f"config links must be integers, got {config!r}") from None
+            raise InvalidArchitectureError(
+                f"config links must be integers, got {config!r}"
+            ) from None
         arch = GraphArch(link, names)  # type: ignore[arg-type]
         self.validate(arch)
         return arch

@@ -1,0 +1,295 @@
+"""The ``raynas`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from raynas._errors import RaynasError
+
+DEMO_METHODS = ("dnas", "seminas", "nao", "evolution", "tpe", "reinforce", "local", "random")
+
+
+class _Group(click.Group):
+    """Turn raynas errors into one clear line and exit code 2, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (RaynasError, ValueError, FileNotFoundError) as exc:
+            if isinstance(exc, click.ClickException):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="raynas")
+def main() -> None:
+    """raynas: neural-architecture search at cluster scale on Ray Tune."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+# ---------------------------------------------------------------------------- listings
+@main.command()
+def spaces() -> None:
+    """List the search spaces."""
+    from raynas.spaces import get_space, space_names
+
+    click.echo(f"{'space':16} {'encodings':>22} {'cells':>10} {'seq':>4} {'vocab':>5}")
+    for name in space_names():
+        try:
+            sp = get_space(name)
+        except ImportError as exc:
+            click.echo(f"{name:16} unavailable: {exc}")
+            continue
+        card = "unbounded" if sp.cardinality is None else f"{sp.cardinality:,}"
+        cells = "-" if sp.n_classes is None else f"{sp.n_classes:,}"
+        click.echo(f"{name:16} {card:>22} {cells:>10} {sp.seq_length:>4} {sp.vocab_size:>5}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(), help="A data file or folder to look in as well.")
+def benchmarks(data: str | None) -> None:
+    """List the tabular benchmarks and where their data was found."""
+    from raynas.benchmarks import BENCHMARKS, find
+
+    for spec in BENCHMARKS.values():
+        if spec.embedded:
+            where = f"embedded ({spec.origin})"
+        else:
+            found = find(spec, spec.datasets[0], data)
+            where = str(found) if found else f"NOT FOUND - get it from {spec.origin}"
+        click.echo(f"{spec.name:15} datasets: {', '.join(spec.datasets)}\n{'':15} data: {where}")
+
+
+@main.command()
+def searchers() -> None:
+    """List the search strategies with their options and defaults."""
+    from raynas.searchers import describe, searcher_names, searcher_options
+
+    for name in searcher_names():
+        click.echo(f"{name:10} {describe(name)}")
+        for opt, default in searcher_options(name).items():
+            click.echo(f"{'':12}{opt} = {default!r}")
+
+
+# ---------------------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """Convert, import and inspect benchmark data."""
+
+
+@data.command("convert")
+@click.argument("benchmark")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dataset", default=None)
+@click.option("--out", type=click.Path(), default=None, help="Parquet file to write (default: user data folder).")
+def data_convert(benchmark: str, file: str, dataset: str | None, out: str | None) -> None:
+    """Convert an official benchmark FILE to Parquet once, for fast loading."""
+    from raynas.benchmarks import check_dataset, get_spec, load, user_data_dir
+
+    spec = get_spec(benchmark)
+    dataset = check_dataset(spec, dataset)
+    bench = load(benchmark, path=file, dataset=dataset)
+    dest = Path(out) if out else user_data_dir() / spec.parquet_name(dataset)
+    bench.to_parquet(dest)
+    click.echo(f"wrote {dest} ({len(bench):,} cells, metrics {', '.join(bench.metrics)})")
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--space", required=True, help="Search space of the architectures.")
+@click.option("--arch-column", required=True, help="Column with architectures in the space's notation.")
+@click.option("--metric", "metrics", multiple=True, required=True, help="NAME=COLUMN, e.g. val_accuracy=acc.")
+@click.option("--dataset", default=None)
+@click.option("--out", type=click.Path(), default=None, help="Parquet file to write.")
+def data_import(file: str, space: str, arch_column: str, metrics: tuple[str, ...], dataset, out) -> None:
+    """Turn your own measurements (CSV or Parquet) into a benchmark."""
+    from raynas.benchmarks import user_data_dir
+    from raynas.benchmarks._import import import_table
+
+    mapping = {}
+    for item in metrics:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected NAME=COLUMN", param_hint="--metric")
+        name, col = item.split("=", 1)
+        mapping[name] = col
+    bench = import_table(file, space, arch_column, mapping, dataset)
+    dest = Path(out) if out else user_data_dir() / "imported" / f"{Path(file).stem}.parquet"
+    bench.to_parquet(dest)
+    click.echo(f"wrote {dest} ({len(bench):,} cells of {space}); use: --benchmark custom --data {dest}")
+
+
+@data.command("info")
+@click.argument("target")
+@click.option("--data", type=click.Path(), default=None)
+@click.option("--dataset", default=None)
+def data_info(target: str, data: str | None, dataset: str | None) -> None:
+    """Describe a benchmark (by name) or a raynas Parquet file."""
+    from raynas.benchmarks import TabularBenchmark, load
+
+    if os.path.isfile(target):
+        bench = TabularBenchmark.from_parquet(target)
+    else:
+        bench = load(target, path=data, dataset=dataset)
+    info = bench.describe()
+    for m in bench.metrics:
+        info[f"optimum {m}"] = bench.optimum(m)
+    click.echo(json.dumps(info, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------- experiments
+def _common_options(f):
+    options = [
+        click.option("--benchmark", required=True, help="Benchmark name (see `raynas benchmarks`)."),
+        click.option("--dataset", default=None),
+        click.option("--data", type=click.Path(), default=None, help="Benchmark data file or folder."),
+        click.option("--metric", default=None, help="Objective (default val_accuracy, else test_accuracy)."),
+        click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..K-1 per method."),
+        click.option("--budget", type=int, default=100, show_default=True, help="Queries per study."),
+        click.option("--workers", type=int, default=1, show_default=True, help="Parallel workers per study."),
+        click.option("--max-flops", type=float, default=None),
+        click.option("--max-params", type=float, default=None),
+        click.option("--max-latency", type=float, default=None),
+        click.option("--out", type=click.Path(), required=True, help="Output folder."),
+        click.option("--resume", is_flag=True, help="Continue the experiment already in --out."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
+    return {k: v for k, v in (("flops", max_flops), ("params", max_params), ("latency", max_latency)) if v is not None}
+
+
+def _launch(methods: list[str], **kw) -> None:
+    from raynas.runner._compare import CompareConfig, compare
+
+    cfg = CompareConfig(
+        benchmark=kw["benchmark"], methods=methods, seeds=kw["seeds"], budget=kw["budget"],
+        dataset=kw["dataset"], data=kw["data"], metric=kw["metric"], workers=kw["workers"],
+        max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
+    )
+    cfg.validate()
+    path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
+    _print_summary(Path(path).parent)
+
+
+def _print_summary(out: Path) -> None:
+    click.echo("")
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"results: {out / 'results.parquet'}\nsummary: {out / 'summary.md'}, "
+               f"{out / 'summary.csv'}\nplot:    {out / 'curves.png'}")
+
+
+@main.command()
+@click.option("--methods", required=True, help="Comma-separated strategies, e.g. dnas,evolution,random.")
+@_common_options
+def compare(methods: str, **kw) -> None:
+    """Run several strategies over many seeds in parallel as one Ray Tune experiment."""
+    _launch([m.strip() for m in methods.split(",") if m.strip()], **kw)
+
+
+@main.command()
+@click.option("--method", required=True, help="One strategy (see `raynas searchers`).")
+@click.option("--backend", type=click.Choice(["sim", "tune"]), default="sim", show_default=True,
+              help="sim: simulated asynchronous workers; tune: one Tune trial per query.")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@_common_options
+def run(method: str, backend: str, cpus_per_trial: float, gpus_per_trial: float, **kw) -> None:
+    """Run one strategy (seeds 0..K-1) on a benchmark."""
+    if backend == "sim":
+        _launch([method], **kw)
+        return
+    from raynas.runner._tune_run import TuneRunConfig, run_tune
+
+    cfg = TuneRunConfig(
+        benchmark=kw["benchmark"], method=method, seed=0, budget=kw["budget"], dataset=kw["dataset"],
+        data=kw["data"], metric=kw["metric"], workers=kw["workers"],
+        max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+    )
+    if kw["seeds"] != 5:
+        click.echo("note: --backend tune runs one seed (0); use the sim backend for many seeds", err=True)
+    path = run_tune(cfg, kw["out"], resume=kw["resume"])
+    click.echo(f"results: {path}")
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.option("--quiet", is_flag=True)
+def resume(out: str, quiet: bool) -> None:
+    """Continue an interrupted `compare` or `run` in folder OUT."""
+    from raynas.runner._compare import EXPERIMENT_FILE
+    from raynas.runner._compare import resume as resume_compare
+
+    kind = json.loads((Path(out) / EXPERIMENT_FILE).read_text()).get("kind") if (Path(out) / EXPERIMENT_FILE).exists() else None
+    if kind == "tune-run":
+        from raynas.runner._tune_run import resume_tune
+
+        click.echo(f"results: {resume_tune(out)}")
+        return
+    resume_compare(out, progress=not quiet)
+    _print_summary(Path(out).resolve())
+
+
+@main.command()
+@click.option("--out", type=click.Path(), default="raynas-demo", show_default=True)
+@click.option("--seeds", type=int, default=5, show_default=True)
+@click.option("--budget", type=int, default=50, show_default=True)
+@click.option("--quiet", is_flag=True)
+def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
+    """Compare DNAS with the baselines on the embedded NAS-Bench-Graph (Cora)."""
+    from raynas.searchers import searcher_names
+
+    available = searcher_names()
+    methods = [m for m in DEMO_METHODS if m in available]
+    outp = Path(out)
+    resume_flag = (outp / "experiment.json").exists()
+    if resume_flag:
+        click.echo(f"{outp} holds an earlier demo; continuing it (delete the folder to start afresh)")
+    click.echo(f"raynas demo: {', '.join(methods)} x {seeds} seeds x {budget} queries on NAS-Bench-Graph/cora")
+    _launch(methods, benchmark="nasbench_graph", dataset="cora", data=None, metric=None, seeds=seeds,
+            budget=budget, workers=1, max_flops=None, max_params=None, max_latency=None, out=out,
+            resume=resume_flag, quiet=quiet)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+def report(out: str) -> None:
+    """Rewrite the summary tables and plots of an experiment folder."""
+    from raynas.benchmarks import load
+    from raynas.runner._compare import load_config, resolve_metric, write_report
+
+    cfg = load_config(out)
+    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
+    write_report(Path(out).resolve(), cfg, bench, resolve_metric(bench, cfg.metric))
+    _print_summary(Path(out).resolve())
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(), default=None, help="Folder for the figures (default: TARGET/explain).")
+@click.option("--dims", default=None, help="Comma-separated latent dimensions to traverse.")
+def explain(target: str, out: str | None, dims: str | None) -> None:
+    """Latent traversals, factor plots and a disentanglement score for a DNAS study."""
+    from raynas._explain import explain as run_explain
+
+    dest = Path(out) if out else (Path(target) if os.path.isdir(target) else Path(target).parent) / "explain"
+    dim_list = [int(d) for d in dims.split(",")] if dims else None
+    res = run_explain(target, dest, dims=dim_list)
+    click.echo(json.dumps(res, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,173 @@
+"""Reports of a comparison: summary tables (Markdown, CSV) and anytime-performance plots.
+
+Input is ``results.parquet`` (one row per query, see :mod:`raynas.runner`). For each method the
+summary gives the mean ± std over seeds of the best objective value after 25/50/100/150/...
+queries, the mean regret to the benchmark optimum at the full budget, and how many queries the
+seeds needed to reach the optimum.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+DEFAULT_CHECKPOINTS = (25, 50, 100, 150)
+
+
+@dataclass
+class MethodSummary:
+    method: str
+    seeds: int
+    best: dict[int, tuple[float, float]]  # budget -> (mean, std) of the best value
+    regret: float  # mean regret at the full budget
+    regret_std: float
+    reached: int  # seeds that reached the optimum
+    queries_to_optimum: float  # mean over the seeds that reached it (nan if none)
+    errors: int
+
+
+def incumbent_matrix(table, method: str, budget: int) -> np.ndarray:
+    """``(seeds, budget)`` best-so-far values of ``method``, padded with the last value."""
+    methods = np.asarray(table.column("method").to_pylist())
+    seeds = np.asarray(table.column("seed").to_pylist())
+    inc = np.asarray([np.nan if v is None else v for v in table.column("incumbent").to_pylist()], float)
+    query = np.asarray([-1 if v is None else v for v in table.column("query").to_pylist()])
+    sel = methods == method
+    out = []
+    for seed in sorted(set(seeds[sel].tolist())):
+        rows = sel & (seeds == seed) & (query >= 0)
+        order = np.argsort(query[rows])
+        curve = inc[rows][order][:budget]
+        if len(curve) < budget:
+            curve = np.concatenate([curve, np.full(budget - len(curve), curve[-1] if len(curve) else np.nan)])
+        out.append(curve)
+    return np.asarray(out, dtype=float).reshape(len(out), budget)
+
+
+def summarize(
+    results: str | Path,
+    optimum: float | None,
+    mode: str = "max",
+    checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+    methods: Sequence[str] | None = None,
+) -> list[MethodSummary]:
+    """Summaries per method from a ``results.parquet``."""
+    table = pq.read_table(results)
+    budget = int(max(table.column("query").to_pylist(), default=-1)) + 1
+    methods = methods or list(dict.fromkeys(table.column("method").to_pylist()))
+    errors = np.asarray([e is not None for e in table.column("error").to_pylist()])
+    all_methods = np.asarray(table.column("method").to_pylist())
+    sign = 1.0 if mode == "max" else -1.0
+    marks = sorted({c for c in checkpoints if c < budget} | {budget})
+    out = []
+    for method in methods:
+        mat = incumbent_matrix(table, method, budget)
+        best = {}
+        for c in marks:
+            col = mat[:, c - 1]
+            best[c] = (float(np.nanmean(col)), float(np.nanstd(col)))
+        if optimum is not None:
+            regret = sign * (optimum - mat[:, -1])
+            hit = sign * (mat - optimum) >= -1e-9
+            reached = hit.any(axis=1)
+            first = np.where(reached, hit.argmax(axis=1) + 1, 0)
+            q2o = float(first[reached].mean()) if reached.any() else math.nan
+            out.append(MethodSummary(method, len(mat), best, float(np.nanmean(regret)),
+                                     float(np.nanstd(regret)), int(reached.sum()), q2o,
+                                     int(errors[all_methods == method].sum())))
+        else:
+            out.append(MethodSummary(method, len(mat), best, math.nan, math.nan, 0, math.nan,
+                                     int(errors[all_methods == method].sum())))
+    return out
+
+
+def to_markdown(summaries: list[MethodSummary], metric: str, optimum: float | None) -> str:
+    marks = list(summaries[0].best) if summaries else []
+    head = ["method", "seeds", *[f"best@{c}" for c in marks], f"regret@{marks[-1] if marks else ''}",
+            "reached opt.", "queries to opt.", "errors"]
+    lines = [f"Objective: {metric}" + (f"; optimum {optimum:.4f}" if optimum is not None else ""), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        cells = [s.method, str(s.seeds), *[f"{m:.3f} ± {sd:.3f}" for m, sd in s.best.values()],
+                 f"{s.regret:.4f}", f"{s.reached}/{s.seeds}",
+                 "-" if math.isnan(s.queries_to_optimum) else f"{s.queries_to_optimum:.1f}",
+                 str(s.errors)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(summaries: list[MethodSummary], path: str | Path) -> None:
+    marks = list(summaries[0].best) if summaries else []
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "seeds", *[f"best_mean@{c}" for c in marks], *[f"best_std@{c}" for c in marks],
+                    "regret_mean", "regret_std", "reached", "queries_to_optimum", "errors"])
+        for s in summaries:
+            w.writerow([s.method, s.seeds, *[m for m, _ in s.best.values()], *[sd for _, sd in s.best.values()],
+                        s.regret, s.regret_std, s.reached, s.queries_to_optimum, s.errors])
+
+
+def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: float | None = None,
+                mode: str = "max") -> Path:
+    """Best-so-far against queries (mean ± std over seeds) and against simulated time (median)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pq.read_table(results)
+    budget = int(max(table.column("query").to_pylist(), default=-1)) + 1
+    methods = list(dict.fromkeys(table.column("method").to_pylist()))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = np.arange(1, budget + 1)
+    times = np.asarray([np.nan if v is None else v for v in table.column("time").to_pylist()], float)
+    t_max = np.nanmax(times) if np.isfinite(times).any() else 1.0
+    grid = np.linspace(0, t_max, 200)
+    meth_col = np.asarray(table.column("method").to_pylist())
+    seed_col = np.asarray(table.column("seed").to_pylist())
+    inc_col = np.asarray([np.nan if v is None else v for v in table.column("incumbent").to_pylist()], float)
+    for method in methods:
+        mat = incumbent_matrix(table, method, budget)
+        mean, std = np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
+        (line,) = ax1.plot(x, mean, label=method)
+        ax1.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
+        curves = []
+        for seed in sorted(set(seed_col[meth_col == method].tolist())):
+            sel = (meth_col == method) & (seed_col == seed) & np.isfinite(times)
+            order = np.argsort(times[sel])
+            t, v = times[sel][order], inc_col[sel][order]
+            idx = np.searchsorted(t, grid, side="right") - 1
+            curves.append(np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan))
+        if curves:
+            with warnings.catch_warnings():  # before a seed's first result its curve is NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                median = np.nanmedian(np.asarray(curves), axis=0)
+            ax2.plot(grid, median, label=method, color=line.get_color())
+    for ax, xlabel in ((ax1, "queries"), (ax2, "simulated time (s)")):
+        if optimum is not None:
+            ax.axhline(optimum, color="k", lw=0.8, ls="--", label="optimum")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"best {metric} so far")
+        ax.grid(alpha=0.3)
+    ax1.set_title("mean ± std over seeds")
+    ax2.set_title("median over seeds")
+    ax1.legend(fontsize=8)
+    finite = inc_col[np.isfinite(inc_col)]
+    if finite.size:  # zoom on the interesting part: from the 10th percentile up
+        lo = np.percentile(finite, 10)
+        hi = max(finite.max(), optimum if optimum is not None else -np.inf)
+        pad = 0.05 * (hi - lo + 1e-9)
+        for ax in (ax1, ax2):
+            ax.set_ylim(lo - pad, hi + pad) if mode == "max" else None
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,137 @@
+"""The Ray Tune path: one Tune trial per query, the searcher under ``ConcurrencyLimiter``.
+
+This is the path that real training and supernet evaluation use. For tabular benchmarks the
+trainable is :func:`raynas.trainables.tabular.tabular_trainable`; the benchmark reaches each
+worker once through ``tune.with_parameters`` (the object store), and actors are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raynas._errors import RaynasError, check_positive
+from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
+from raynas.runner._compare import (
+    EXPERIMENT_FILE,
+    RESULTS_FILE,
+    ExperimentExistsError,
+    _init_ray,
+    resolve_metric,
+    write_rows,
+)
+from raynas.runner._study import StudySpec, build_searcher
+from raynas.trainables.tabular import tabular_trainable
+
+
+@dataclass
+class TuneRunConfig:
+    benchmark: str
+    method: str
+    seed: int
+    budget: int
+    dataset: str | None = None
+    data: str | None = None
+    metric: str | None = None
+    workers: int = 1
+    fidelity: int | None = None
+    max_cost: dict[str, float] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    name: str = "run"
+
+    def validate(self) -> None:
+        self.dataset = check_dataset(get_spec(self.benchmark), self.dataset)
+        check_positive("budget", self.budget)
+        check_positive("workers", self.workers)
+        check_positive("cpus_per_trial", self.cpus_per_trial)
+
+
+def _trainable(cfg: TuneRunConfig, bench: TabularBenchmark):
+    from ray import tune
+
+    res = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(tabular_trainable, bench=bench, fidelity=cfg.fidelity), res)
+
+
+def run_tune(cfg: TuneRunConfig, out: str | os.PathLike, resume: bool = False, verbose: int = 0) -> Path:
+    """Run ``cfg.method`` with one Tune trial per query; returns ``results.parquet``."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    out = Path(out).resolve()
+    if (out / EXPERIMENT_FILE).exists():
+        if not resume:
+            raise ExperimentExistsError(f"{out} already holds an experiment; pass --resume or choose another --out")
+        return resume_tune(out, verbose=verbose)
+    cfg.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EXPERIMENT_FILE).write_text(json.dumps({"kind": "tune-run", **asdict(cfg)}, indent=2))
+    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
+    metric = resolve_metric(bench, cfg.metric)
+    mode = default_mode(metric)
+    spec = StudySpec(cfg.method, cfg.seed, metric, mode, cfg.budget, cfg.workers, cfg.fidelity,
+                     dict(cfg.max_cost), dict(cfg.options))
+    searcher = build_searcher(spec, bench)
+    _init_ray()
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    tuner = tune.Tuner(
+        _trainable(cfg, bench),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
+            num_samples=cfg.budget, metric=metric, mode=mode, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(out), verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    return _collect(tuner.fit(), cfg, bench, metric, out)
+
+
+def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
+    """Continue an interrupted Tune-path run with ``Tuner.restore``."""
+    from ray import tune
+
+    out = Path(out).resolve()
+    data = json.loads((out / EXPERIMENT_FILE).read_text())
+    if data.pop("kind", None) != "tune-run":
+        raise RaynasError(f"{out} does not hold a --backend tune run")
+    cfg = TuneRunConfig(**data)
+    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
+    metric = resolve_metric(bench, cfg.metric)
+    _init_ray()
+    tuner = tune.Tuner.restore(str(out / "tune"), trainable=_trainable(cfg, bench), resume_errored=True)
+    return _collect(tuner.fit(), cfg, bench, metric, out)
+
+
+def _collect(grid, cfg: TuneRunConfig, bench: TabularBenchmark, metric: str, out: Path) -> Path:
+    entries = []
+    for result in grid:
+        trial_id = result.metrics.get("trial_id") or Path(result.path).name
+        index = int(str(trial_id).rsplit("_", 1)[-1]) if "_" in str(trial_id) else len(entries)
+        entries.append((index, result))
+    entries.sort(key=lambda e: e[0])
+    sign = 1 if default_mode(metric) == "max" else -1
+    rows, best = [], None
+    for query, (index, result) in enumerate(entries):
+        metrics = result.metrics or {}
+        error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
+        value = metrics.get(metric) if error is None else None
+        if value is not None and (best is None or sign * value > sign * best):
+            best = value
+        config = result.config
+        rows.append({
+            "experiment": cfg.name, "method": cfg.method, "seed": cfg.seed, "query": query,
+            "suggestion": index, "time": None, "key": metrics.get("key"),
+            "config": json.dumps(config, sort_keys=True),
+            **{m: metrics.get(m) for m in bench.metrics}, "incumbent": best, "error": error,
+        })
+    path = out / RESULTS_FILE
+    write_rows(rows, path, bench.metrics)
+    return path
