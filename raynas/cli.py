@@ -158,6 +158,8 @@ def _common_options(f):
         click.option("--max-flops", type=float, default=None),
         click.option("--max-params", type=float, default=None),
         click.option("--max-latency", type=float, default=None),
+        click.option("--checkpoint-every", type=int, default=25, show_default=True,
+                     help="Queries between checkpoints of each study."),
         click.option("--out", type=click.Path(), required=True, help="Output folder."),
         click.option("--resume", is_flag=True, help="Continue the experiment already in --out."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -178,6 +180,7 @@ def _launch(methods: list[str], **kw) -> None:
         benchmark=kw["benchmark"], methods=methods, seeds=kw["seeds"], budget=kw["budget"],
         dataset=kw["dataset"], data=kw["data"], metric=kw["metric"], workers=kw["workers"],
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
+        checkpoint_every=kw.get("checkpoint_every", 25),
     )
     cfg.validate()
     path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])

@@ -41,7 +41,10 @@ def import_table(
     if not path.is_file():
         raise BenchmarkFormatError(f"{path} does not exist")
     try:
-        table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+        else:  # keep the architecture column as text (e.g. Macro keys with leading zeros)
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={arch_column: pa.string()}))
     except (pa.ArrowInvalid, OSError) as exc:
         raise BenchmarkFormatError(f"{path}: not a readable {path.suffix[1:] or 'CSV'} file ({exc})") from exc
     missing = [c for c in [arch_column, *metrics.values()] if c not in table.column_names]

@@ -1,0 +1,83 @@
+"""The `raynas` command line: listings, data commands and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from raynas.cli import main
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_spaces_lists_every_space(cli):
+    res = cli("spaces")
+    assert res.exit_code == 0
+    for name in ("nasbench101", "nasbench201", "nasbench_macro", "nasbench_graph", "darts"):
+        assert name in res.output
+    assert "15,625" in res.output and "6,466" in res.output
+
+
+def test_benchmarks_say_where_data_is(cli, nb201_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.delenv("RAYNAS_DATA", raising=False)
+    res = cli("benchmarks", "--data", nb201_csv.parent)
+    assert res.exit_code == 0
+    assert str(nb201_csv) in res.output
+    assert "nasbench_macro" in res.output and "NOT FOUND" in res.output
+    assert "embedded" in res.output
+
+
+def test_searchers_list_options(cli):
+    res = cli("searchers")
+    assert "evolution" in res.output and "population_size = 10" in res.output
+    assert "tpe" in res.output
+
+
+def test_data_convert_and_info(cli, macro_json, tmp_path):
+    dest = tmp_path / "m.parquet"
+    res = cli("data", "convert", "nasbench_macro", macro_json, "--out", dest)
+    assert res.exit_code == 0 and "6,561 cells" in res.output
+    info = json.loads(cli("data", "info", dest).output)
+    assert info["cells"] == 6561 and info["optimum test_accuracy"] == pytest.approx(93.1267, abs=1e-3)
+
+
+def test_data_import(cli, tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n02012100,90.5\n22212220,93.0\n")
+    dest = tmp_path / "mine.parquet"
+    res = cli("data", "import", csv, "--space", "nasbench_macro", "--arch-column", "arch",
+              "--metric", "val_accuracy=acc", "--out", dest)
+    assert res.exit_code == 0, res.output
+    info = json.loads(cli("data", "info", "custom", "--data", dest).output)
+    assert info["cells"] == 2 and info["partial"] is True
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["compare", "--benchmark", "nasbench201", "--methods", "random", "--budget", "0", "--out", "X"],
+         "budget must be a positive number"),
+        (["compare", "--benchmark", "nasbench201", "--methods", "nope", "--out", "X"],
+         "unknown method 'nope'"),
+        (["compare", "--benchmark", "nb", "--methods", "random", "--out", "X"], "unknown benchmark 'nb'"),
+        (["data", "info", "nasbench_macro", "--data", "/nonexistent/file.json"], "does not exist"),
+    ],
+)
+def test_errors_are_one_clear_line(args, match, tmp_path):
+    runner = CliRunner()
+    args = [str(tmp_path / "out") if a == "X" else a for a in args]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2
+    assert match in res.output
+    assert "Traceback" not in res.output

@@ -1,0 +1,61 @@
+"""`raynas resume` after the driver of `raynas compare` was killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from raynas.runner._study import StudySpec, run_study
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TUNE_GLOBAL_CHECKPOINT_S="0", TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_AUTH_MODE="disabled")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _checkpoints(out: Path) -> int:
+    return len(list(out.glob("tune/*/checkpoint_*")))
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(nb201, tmp_path):
+    out = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "raynas.cli", "compare", "--benchmark", "nasbench201",
+           "--data", str(nb201.source), "--metric", "test_accuracy", "--methods", "tpe,evolution",
+           "--seeds", "2", "--budget", "150", "--checkpoint-every", "10", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while _checkpoints(out) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, f"compare ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)  # the driver dies without any cleanup
+    proc.wait()
+    time.sleep(1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # then its Ray processes, as a reboot would
+    except ProcessLookupError:
+        pass
+    assert not (out / "results.parquet").exists()
+    done = subprocess.run([sys.executable, "-m", "raynas.cli", "resume", str(out), "--quiet"],
+                          env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 2 * 2 * 150
+    for method in ("tpe", "evolution"):
+        for seed in (0, 1):
+            mine = [r for r in rows if r["method"] == method and r["seed"] == seed]
+            assert [r["query"] for r in mine] == list(range(150))  # none lost, none duplicated
+            _, st = run_study(StudySpec(method, seed, "test_accuracy", "max", 150), nb201)
+            assert [r["config"] for r in mine] == [r["config"] for r in st.rows]
+            assert [r["time"] for r in mine] == [r["time"] for r in st.rows]
