@@ -304,6 +304,7 @@ def main() -> None:
 
     res["python"] = sys.version.split()[0]
     res["cpu_count"] = os.cpu_count()
+    res["load_average_1_5_15_min_at_end"] = list(os.getloadavg())  # other work on the machine
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {args.out}")

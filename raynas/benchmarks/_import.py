@@ -67,7 +67,7 @@ def import_table(
     names = list(metrics)
     cols = [table.column(metrics[m]).to_numpy(zero_copy_only=False).astype(float) for m in names]
     values = np.full((len(groups), 1, runs, len(names)), np.nan)
-    for c, (key, idx) in enumerate(groups.items()):
+    for c, idx in enumerate(groups.values()):
         for j, col in enumerate(cols):
             values[c, 0, : len(idx), j] = col[idx]
     bench = TabularBenchmark(

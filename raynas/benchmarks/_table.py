@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from raynas._errors import (
@@ -30,7 +29,8 @@ from raynas.spaces import Arch, Space, get_space
 MINIMISED = frozenset({"params", "flops", "latency", "train_time", "loss", "val_loss"})
 #: Metrics that describe the cell itself (known without training it).
 COST_METRICS = ("params", "flops", "latency")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_LAYOUT_COLUMNS = ("cell", "key", "arch", "fidelity", "run")
 
 
 def default_mode(metric: str) -> str:
@@ -166,7 +166,12 @@ class TabularBenchmark:
             cache = self._mean_rows[f]
             if not cache:
                 cache.extend(self._rows_as_dicts(self._mean[:, f, :]))
-            return dict(cache[row])
+            out = cache[row]
+            if not out:
+                raise CellNotTabulatedError(
+                    f"{self.name}: cell {self.keys[row]!r} has no results at fidelity {self.fidelities[f]}"
+                )
+            return dict(out)
         if not 0 <= seed < self.n_seeds:
             raise ValueError(f"{self.name} has runs 0..{self.n_seeds - 1}, got seed={seed}")
         vals = self.values[row, f, seed]
@@ -254,22 +259,32 @@ class TabularBenchmark:
 
     # ------------------------------------------------------------------ arrow / parquet
     def to_arrow(self) -> pa.Table:
-        """Long table: one row per (cell, fidelity, run) with every metric as a column."""
+        """Long table: one row per (cell, fidelity, run) with every metric as a column.
+
+        ``cell`` numbers the cells; their ``key`` and ``arch`` string are written on each cell's
+        first row only (null elsewhere), which keeps million-row tables small and fast to read.
+        """
         n, f, s, m = self.values.shape
-        cell = np.repeat(np.arange(n), f * s)
+        cell = np.repeat(np.arange(n, dtype=np.int32), f * s)
         fid = np.tile(np.repeat(np.arange(f), s), n)
         run = np.tile(np.arange(s), n * f)
         flat = self.values.reshape(n * f * s, m)
         keep = ~np.all(np.isnan(flat), axis=1)
+        cell, fid, run, flat = cell[keep], fid[keep], run[keep], flat[keep]
+        first = np.ones(len(cell), dtype=bool)
+        first[1:] = cell[1:] != cell[:-1]
         fids = np.array([-1 if x is None else x for x in self.fidelities], dtype=np.int32)
+        keys = np.asarray(self.keys, dtype=object)
+        strings = np.asarray(self.strings, dtype=object)
         cols = {
-            "key": pa.DictionaryArray.from_arrays(pa.array(cell[keep], pa.int32()), pa.array(self.keys)),
-            "arch": pa.DictionaryArray.from_arrays(pa.array(cell[keep], pa.int32()), pa.array(self.strings)),
-            "fidelity": pa.array(fids[fid[keep]]),
-            "run": pa.array(run[keep].astype(np.int16)),
+            "cell": pa.array(cell),
+            "key": pa.array(np.where(first, keys[cell], None), pa.string()),
+            "arch": pa.array(np.where(first, strings[cell], None), pa.string()),
+            "fidelity": pa.array(fids[fid]),
+            "run": pa.array(run.astype(np.int16)),
         }
         for j, name in enumerate(self.metrics):
-            cols[name] = pa.array(flat[keep, j])
+            cols[name] = pa.array(flat[:, j])
         meta = {
             "raynas": json.dumps(
                 {
@@ -297,52 +312,74 @@ class TabularBenchmark:
 
     @classmethod
     def from_arrow(cls, table: pa.Table, source: str = "", space: Space | None = None) -> TabularBenchmark:
-        meta_raw = (table.schema.metadata or {}).get(b"raynas")
+        """Inverse of :meth:`to_arrow`."""
+        return cls._from_columns(table.schema, table.column, source, space)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> TabularBenchmark:
+        """Load a table written by :meth:`to_parquet`, one column at a time (bounded memory)."""
+        path = Path(path)
+        try:
+            pfile = pq.ParquetFile(path)
+            schema = pfile.schema_arrow
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise BenchmarkFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+        def column(name: str) -> pa.ChunkedArray:
+            try:
+                return pfile.read(columns=[name]).column(0)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise BenchmarkFormatError(f"{path}: column {name!r} is unreadable ({exc})") from exc
+
+        return cls._from_columns(schema, column, str(path), None)
+
+    @classmethod
+    def _from_columns(cls, schema: pa.Schema, column, source: str, space: Space | None) -> TabularBenchmark:
+        meta_raw = (schema.metadata or {}).get(b"raynas")
         if meta_raw is None:
             raise BenchmarkFormatError(
                 f"{source or 'table'} was not written by raynas (no 'raynas' schema metadata); "
                 "import foreign tables with `raynas data import`"
             )
         meta = json.loads(meta_raw)
+        names = schema.names
+        if meta.get("format") != _FORMAT_VERSION or not set(_LAYOUT_COLUMNS) <= set(names):
+            raise BenchmarkFormatError(
+                f"{source or 'table'}: unsupported raynas table layout (format {meta.get('format')}); "
+                "convert the official data again with `raynas data convert`"
+            )
         space = space or get_space(meta["space"], **meta.get("space_options", {}))
         fidelities = [None if x in (-1, None) else int(x) for x in meta["fidelities"]]
-        metrics = [c for c in table.column_names if c not in ("key", "arch", "fidelity", "run")]
-        key_col = table.column("key").combine_chunks()
-        arch_col = table.column("arch").combine_chunks()
-        if not isinstance(key_col, pa.DictionaryArray):
-            key_col = pc.dictionary_encode(key_col)
-        if not isinstance(arch_col, pa.DictionaryArray):
-            arch_col = pc.dictionary_encode(arch_col)
-        # Dictionary indices of `key` give the cell; the matching arch string is the first seen.
-        cell = key_col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        keys = key_col.dictionary.to_pylist()
-        first = np.full(len(keys), -1, dtype=np.int64)
-        order = np.arange(len(cell))[::-1]
-        first[cell[order]] = order
-        arch_idx = arch_col.indices.to_numpy(zero_copy_only=False)[first]
-        arch_dict = arch_col.dictionary.to_pylist()
-        strings = [arch_dict[i] for i in arch_idx]
-        fid_map = {(-1 if x is None else x): i for i, x in enumerate(fidelities)}
-        fid_raw = table.column("fidelity").to_numpy()
-        fid = np.vectorize(fid_map.__getitem__, otypes=[np.int64])(fid_raw) if len(fid_raw) else fid_raw
-        run = table.column("run").to_numpy().astype(np.int64)
+        metrics = [c for c in names if c not in _LAYOUT_COLUMNS]
+        raw_cell = column("cell").to_numpy().astype(np.int64)
+        key_col = column("key")
+        first = key_col.is_valid().to_numpy(zero_copy_only=False)
+        keys = key_col.filter(first).to_pylist()
+        del key_col
+        strings = column("arch").filter(first).to_pylist()
+        # Renumber cells 0..n-1 in order of appearance (their first rows).
+        remap = np.full(int(raw_cell.max()) + 1 if len(raw_cell) else 0, -1, dtype=np.int64)
+        remap[raw_cell[first]] = np.arange(int(first.sum()))
+        cell = remap[raw_cell]
+        del raw_cell, remap
+        if len(cell) and cell.min() < 0:
+            raise BenchmarkFormatError(f"{source or 'table'}: a cell has rows but no key")
+        fid_raw = column("fidelity").to_numpy()
+        fid = np.zeros(len(fid_raw), dtype=np.int64)
+        for i, x in enumerate(fidelities):
+            fid[fid_raw == (-1 if x is None else x)] = i
+        run = column("run").to_numpy().astype(np.int64)
+        flat = np.ravel_multi_index((cell, fid, run), (len(keys), len(fidelities), int(meta["runs"])))
+        del cell, fid, run, fid_raw
         values = np.full((len(keys), len(fidelities), int(meta["runs"]), len(metrics)), np.nan)
+        view = values.reshape(-1, len(metrics))
         for j, name in enumerate(metrics):
-            values[cell, fid, run, j] = table.column(name).to_numpy(zero_copy_only=False)
-        bench = cls(
+            view[flat, j] = column(name).to_numpy()
+        del flat
+        return cls(
             meta["name"], space, keys, strings, values, metrics, fidelities,
             dataset=meta.get("dataset"), source=source, time_model=meta.get("time_model"),
         )
-        return bench
-
-    @classmethod
-    def from_parquet(cls, path: str | Path) -> TabularBenchmark:
-        path = Path(path)
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise BenchmarkFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
-        return cls.from_arrow(table, source=str(path))
 
 
 def _rebuild(desc, keys, strings, values, time_fn, space):

@@ -104,9 +104,8 @@ def resolve_metric(bench: TabularBenchmark, metric: str | None) -> str:
 
 
 def _resources(config: dict[str, Any]):
-    from ray import tune
-
     import ray
+    from ray import tune
 
     gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
     method = config["study"]["method"]

@@ -10,6 +10,11 @@ Several encodings need a fixed 7-vertex layout. A pruned cell with ``V < 7`` ver
 *padded* by inserting ``7 - V`` edge-less vertices just before the output (the output moves to
 index 6); padded vertices carry the op ``conv3x3-bn-relu`` where an op is needed. Pruning a
 padded cell gives back the original cell.
+
+:meth:`~NASBench101Space.mutate` and :meth:`~NASBench101Space.neighbors` edit a *hanging*
+variant of that layout, where each padded vertex also has an edge from the input (still
+pruned, as it reaches no output). Like the dangling vertices of the official unpruned specs,
+it lets one edge flip (padded vertex -> output) grow the cell by a vertex.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError
+from raynas._errors import InvalidArchitectureError, check_positive
 from raynas.spaces._base import Space
 
 INPUT, OUTPUT = "input", "output"
@@ -49,9 +54,10 @@ _INIT = {
 }
 
 Matrix = tuple[tuple[int, ...], ...]
+_INTERN: dict[tuple, tuple] = {}  # at most 2^7 rows per length and 3^5 op tuples per length
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell101:
     """A NAS-Bench-101 cell: ``matrix[i][j] == 1`` for an edge ``i -> j``; ops per vertex."""
 
@@ -60,25 +66,26 @@ class Cell101:
 
 
 def module_hash(matrix: Matrix, ops: tuple[str, ...]) -> str:
-    """The official NAS-Bench-101 hash (``graph_util.hash_module``) of a *pruned* cell."""
+    """The official NAS-Bench-101 hash (``graph_util.hash_module``) of a *pruned* cell.
+
+    Each vertex starts as ``md5(str((out_degree, in_degree, label)))``; ``V`` times every vertex
+    becomes ``md5(sorted in-neighbour hashes | sorted out-neighbour hashes | own hash)``; the
+    fingerprint is ``md5(str(sorted(hashes)))``.
+    """
     n = len(ops)
-    ins = [[w for w in range(n) if matrix[w][v]] for v in range(n)]
-    outs = [[w for w in range(n) if row[w]] for row in matrix]
-    hashes = [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in range(n)]
-    for _ in range(n):
-        hashes = [
-            _md5(
-                (
-                    "".join(sorted([hashes[w] for w in ins[v]]))
-                    + "|"
-                    + "".join(sorted([hashes[w] for w in outs[v]]))
-                    + "|"
-                    + hashes[v]
-                ).encode()
-            ).hexdigest()
-            for v in range(n)
+    vs = range(n)
+    ins = [[w for w in vs if matrix[w][v]] for v in vs]
+    outs = [[w for w in vs if row[w]] for row in matrix]
+    h = [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in vs]
+    plan = list(zip(vs, ins, outs, strict=True))
+    join = "".join
+    for _ in vs:
+        g = h.__getitem__
+        h = [
+            _md5(f"{join(sorted(map(g, i)))}|{join(sorted(map(g, o)))}|{h[v]}".encode()).hexdigest()
+            for v, i, o in plan
         ]
-    return _md5(str(sorted(hashes)).encode()).hexdigest()
+    return _md5(str(sorted(h)).encode()).hexdigest()
 
 
 def _has_cycle(matrix: Matrix) -> bool:
@@ -105,7 +112,9 @@ def _build(matrix: Any, ops: Any) -> Cell101 | str:
         return f"matrix must be a square 0/1 matrix and ops a list of op names, got {matrix!r}, {ops!r}"
     n = len(ops)
     if len(mat) != n or any(len(row) != n for row in mat):
-        return f"matrix must be {n}x{n} to match {n} ops, got {[len(r) for r in mat]} columns per row"
+        return (
+            f"matrix must be {n}x{n} to match {n} ops, got {[len(r) for r in mat]} columns per row"
+        )
     if n < 2:
         return f"a cell needs at least an input and an output vertex, got ops {list(ops)}"
     if any(x not in (0, 1) for row in mat for x in row):
@@ -122,7 +131,7 @@ def _build(matrix: Any, ops: Any) -> Cell101 | str:
     if ops[0] != INPUT or ops[-1] != OUTPUT:
         return f"the first op must be 'input' and the last 'output', got {ops[0]!r} and {ops[-1]!r}"
     for v, op in enumerate(ops[1:-1], start=1):
-        if op not in _LABEL or op in (INPUT, OUTPUT):
+        if op not in OPS:
             return f"unknown op {op!r} at vertex {v}; interior ops are {', '.join(OPS)}"
     fwd, stack = {0}, [0]
     while stack:
@@ -144,6 +153,9 @@ def _build(matrix: Any, ops: Any) -> Cell101 | str:
     if len(keep) < n:
         mat = tuple(tuple(mat[i][j] for j in keep) for i in keep)
         ops = tuple(ops[i] for i in keep)
+    # Share row and op tuples between cells: a cached cell then costs ~0.2 kB, not ~1 kB.
+    mat = tuple([_INTERN.setdefault(row, row) for row in mat])
+    ops = _INTERN.setdefault(ops, ops)
     if len(ops) > MAX_VERTICES:
         return f"{len(ops)} vertices after pruning; NAS-Bench-101 allows at most {MAX_VERTICES} vertices"
     edges = sum(map(sum, mat))
@@ -152,12 +164,34 @@ def _build(matrix: Any, ops: Any) -> Cell101 | str:
     return Cell101(mat, ops)
 
 
-@lru_cache(maxsize=1 << 18)
+_PRUNED: dict[Cell101, Cell101 | str] = {}  # cell -> pruned cell, or why it is invalid
+_PRUNED_MAX = 1 << 18
+
+
 def _checked(cell: Cell101) -> Cell101 | str:
-    return _build(cell.matrix, cell.ops)
+    """Memoised :func:`_build` of a cell (raises ``TypeError`` for unhashable fields)."""
+    out = _PRUNED.get(cell)
+    if out is None:
+        out = _remember(cell, _build(cell.matrix, cell.ops))
+    return out
 
 
-@lru_cache(maxsize=1 << 20)
+def _remember(cell: Cell101, out: Cell101 | str) -> Cell101 | str:
+    if len(_PRUNED) >= _PRUNED_MAX:
+        _PRUNED.clear()
+    _PRUNED[cell] = out
+    if isinstance(out, Cell101) and out is not cell:
+        _PRUNED[out] = out  # a pruned cell is its own pruned form
+    return out
+
+
+def _clear_caches() -> None:
+    """Forget memoised pruning and keys (for benchmarks)."""
+    _PRUNED.clear()
+    _key.cache_clear()
+
+
+@lru_cache(maxsize=1 << 18)
 def _key(cell: Cell101) -> str:
     pruned = _checked(cell)
     if isinstance(pruned, str):
@@ -165,8 +199,12 @@ def _key(cell: Cell101) -> str:
     return module_hash(pruned.matrix, pruned.ops)
 
 
-def _pad(cell: Cell101) -> tuple[list[list[int]], list[str]]:
-    """7x7 layout of a pruned cell: edge-less vertices inserted before the output."""
+def _pad(cell: Cell101, hang: bool = False) -> tuple[list[list[int]], list[str]]:
+    """7x7 layout of a pruned cell: padded vertices inserted before the output.
+
+    Padded vertices have no edges and op ``PAD_OP``; with ``hang`` they get an edge from the
+    input and the ops ``OPS`` in turn (so that activating different ones inserts different ops).
+    """
     n = len(cell.ops)
     pos = list(range(n - 1)) + [MAX_VERTICES - 1]  # where each vertex goes
     mat = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
@@ -174,7 +212,12 @@ def _pad(cell: Cell101) -> tuple[list[list[int]], list[str]]:
         for j in range(n):
             if cell.matrix[i][j]:
                 mat[pos[i]][pos[j]] = 1
-    ops = list(cell.ops[:-1]) + [PAD_OP] * (MAX_VERTICES - n) + [OUTPUT]
+    pads = range(n - 1, MAX_VERTICES - 1)
+    ops = list(cell.ops[:-1]) + [PAD_OP] * len(pads) + [OUTPUT]
+    if hang:
+        for k, p in enumerate(pads):
+            mat[0][p] = 1
+            ops[p] = OPS[k % len(OPS)]
     return mat, ops
 
 
@@ -202,12 +245,18 @@ class NASBench101Space(Space):
 
     name = "nasbench101"
     ops = OPS
-    cardinality = 423_624
+    cardinality = 423_624  # unique cells up to isomorphism (Ying et al., 2019)
+    n_classes = 423_624
     seq_length = 27
     vocab_size = 7
 
     def __init__(self, mutation_rate: float = 1.0):
+        check_positive("mutation_rate", mutation_rate)
         self.mutation_rate = float(mutation_rate)
+
+    @property
+    def options(self) -> dict[str, float]:
+        return {"mutation_rate": self.mutation_rate}
 
     # --- construction -----------------------------------------------------------------
     def from_spec(self, matrix: Any, ops: Any) -> Cell101:
@@ -223,7 +272,7 @@ class NASBench101Space(Space):
         cell = _build(matrix, ops)
         if isinstance(cell, str):
             raise InvalidArchitectureError(f"invalid NAS-Bench-101 cell: {cell}")
-        return cell
+        return _remember(cell, cell)  # type: ignore[return-value]
 
     def prune(self, arch: Cell101) -> Cell101:
         """``arch`` without vertices off every input-to-output path (validates)."""
@@ -238,18 +287,18 @@ class NASBench101Space(Space):
             ops = [INPUT] + [OPS[i] for i in rng.integers(0, len(OPS), size=5)] + [OUTPUT]
             cell = _build(mat, ops)
             if not isinstance(cell, str):
-                return cell
+                return _remember(cell, cell)  # type: ignore[return-value]
 
     def mutate(self, arch: Cell101, rng: np.random.Generator) -> Cell101:
         """The official regularized-evolution mutation, retried until valid and different.
 
-        On the padded 7-vertex layout each of the 21 possible edges flips with probability
-        ``mutation_rate / 7`` and each interior op changes with probability
-        ``mutation_rate / 5``; padded (edge-less) vertices get random ops first, so that a
-        mutation can grow the cell as the official unpruned specs can.
+        On the hanging padded 7-vertex layout (see the module docstring) each of the 21
+        possible edges flips with probability ``mutation_rate / 7`` and each interior op
+        changes with probability ``mutation_rate / 5``; padded vertices first get random ops,
+        so a mutation can grow the cell as the official unpruned specs can.
         """
         own = self.key(arch)
-        base_mat, base_ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        base_mat, base_ops = _pad(_checked(arch), hang=True)  # type: ignore[arg-type]
         n_live = len(_checked(arch).ops)  # type: ignore[union-attr]
         edge_p = self.mutation_rate / MAX_VERTICES
         op_p = self.mutation_rate / (MAX_VERTICES - 2)
@@ -259,7 +308,7 @@ class NASBench101Space(Space):
             for v in range(n_live - 1, MAX_VERTICES - 1):
                 ops[v] = OPS[int(rng.integers(len(OPS)))]
             flips = rng.random(len(_EDGES)) < edge_p
-            for (i, j), flip in zip(_EDGES, flips):
+            for (i, j), flip in zip(_EDGES, flips, strict=True):
                 if flip:
                     mat[i][j] = 1 - mat[i][j]
             changes = rng.random(MAX_VERTICES - 2) < op_p
@@ -268,18 +317,19 @@ class NASBench101Space(Space):
                 if changes[v - 1]:
                     ops[v] = [o for o in OPS if o != ops[v]][int(picks[v - 1])]
             cell = _build(mat, ops)
-            if not isinstance(cell, str) and _key(cell) != own:
+            if not isinstance(cell, str) and _key(_remember(cell, cell)) != own:  # type: ignore[arg-type]
                 return cell
 
     def neighbors(self, arch: Cell101) -> list[Cell101]:
-        """Valid cells one edge flip or one op change away on the padded 7-vertex layout.
+        """Valid cells one edge flip or one op change away on the hanging padded layout.
 
         Edge flips come first (row-major), then op changes (by vertex, then in ``OPS`` order).
-        Neighbours are deduplicated by key and exclude ``arch``'s own key. Because padded
-        vertices have no edges, no single edit adds a vertex (that takes an edge in and out).
+        Neighbours are deduplicated by key and exclude ``arch``'s own key. A flip from a
+        padded vertex to the output inserts a vertex fed by the input (padded vertices carry
+        the ops in turn), so every cell, even ``input -> output``, has neighbours.
         """
         own = self.key(arch)
-        base_mat, base_ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        base_mat, base_ops = _pad(_checked(arch), hang=True)  # type: ignore[arg-type]
         cands: list[tuple[list[list[int]], list[str]]] = []
         for i, j in _EDGES:
             mat = [row[:] for row in base_mat]
@@ -295,7 +345,7 @@ class NASBench101Space(Space):
             cell = _build(mat, ops)
             if isinstance(cell, str):
                 continue
-            key = _key(cell)
+            key = _key(_remember(cell, cell))  # type: ignore[arg-type]
             if key not in seen:
                 seen.add(key)
                 out.append(cell)
@@ -408,14 +458,28 @@ class NASBench101Space(Space):
         mat = [[edges.get((i, j), 0) for j in range(n)] for i in range(n)]
         return self.from_spec(mat, ops)
 
-    def token_mask(self) -> np.ndarray:
-        """Tokens :meth:`to_sequence` can emit at each position.
+    def to_full_sequence(self, arch: Cell101) -> list[int]:
+        """Tokens of the padded 7-vertex layout: no pad 0 and no early output token.
 
-        Edge positions allow {1, 2}; op positions of columns 1-5 allow {3, 4, 5} and the output
-        6 (cells with fewer than 7 vertices end there); column 6's op allows only 6. The pad 0
-        is allowed from column 2 on, where shorter cells are padded. The mask is per position:
-        a masked decoder should treat 6 as end-of-cell and emit 0 after it, or simply keep to
-        7-vertex sequences (never pick 0 or an early 6); :meth:`from_sequence` prunes those.
+        :meth:`from_sequence` maps it back to ``arch`` (the padded vertices are pruned). Use it
+        where every position must hold a real token, e.g. for a sampler that never stops early.
+        """
+        self.validate(arch)
+        mat, ops = _pad(_checked(arch))  # type: ignore[arg-type]
+        seq = []
+        for c in range(1, MAX_VERTICES):
+            seq.extend(mat[r][c] + 1 for r in range(c))
+            seq.append(_OP_TOKEN[ops[c]])
+        return seq
+
+    def token_mask(self) -> np.ndarray:
+        """Allowed tokens per position: every non-pad token :meth:`to_sequence` can write there.
+
+        Edge positions allow {1, 2}; op positions allow {3, 4, 5, 6} in columns 1-5 (a cell
+        with fewer than 7 vertices ends with the output 6 there) and only 6 in column 6. The
+        pad 0 is never allowed. A per-position mask cannot say "after an output token only
+        pads follow", so a sampler drawing positions independently must stop at the first 6
+        and pad the rest; otherwise :meth:`from_sequence` rejects the sequence.
         """
         mask = np.zeros((self.seq_length, self.vocab_size), dtype=bool)
         for c, start in enumerate(_columns(MAX_VERTICES - 1), start=1):
@@ -423,8 +487,6 @@ class NASBench101Space(Space):
             mask[start + c, 6] = True
             if c < MAX_VERTICES - 1:
                 mask[start + c, 3:6] = True
-            if c > 1:
-                mask[start : start + c + 1, 0] = True
         return mask
 
     def to_graph(self, arch: Cell101) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ Arch201 = tuple[str, str, str, str, str, str]
 _OPS_SET = frozenset(OPS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _canonical(arch: Arch201) -> str:
     """The NAS-Bench-201 paper's isomorphism id of a cell (6,466 classes over 15,625 cells).
 
@@ -140,7 +140,7 @@ class NASBench201Space(Space):
             ops[v, OPS.index(op)] = 1
             if src == 0:
                 adj[0, v] = 1
-            for e2, (s2, d2) in enumerate(EDGES):  # edges that end where this one starts
+            for e2, (_, d2) in enumerate(EDGES):  # edges that end where this one starts
                 if d2 == src:
                     adj[e2 + 1, v] = 1
             if dst == 3:
@@ -181,5 +181,4 @@ class NASBench201Space(Space):
         return arch  # type: ignore[return-value]
 
     def enumerate(self) -> Iterator[Arch201]:
-        for arch in itertools.product(OPS, repeat=len(EDGES)):
-            yield arch  # type: ignore[misc]
+        yield from itertools.product(OPS, repeat=len(EDGES))  # type: ignore[misc]
