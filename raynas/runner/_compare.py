@@ -232,8 +232,14 @@ def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, o
     """Gather every study's rows into ``results.parquet``; keep DNAS-style searcher states."""
     rows: list[dict[str, Any]] = []
     studies_dir = out / "studies"
+    status: dict[str, dict[str, Any]] = {}
     for result in grid:
         spec = StudySpec(**result.config["study"])
+        status[spec.name] = {
+            "method": spec.method, "seed": spec.seed, "node": (result.metrics or {}).get("node"),
+            "queries": (result.metrics or {}).get("queries"),
+            "error": None if result.error is None else str(result.error),
+        }
         study_rows: list[dict[str, Any]] = []
         if result.checkpoint is not None:
             with result.checkpoint.as_directory() as folder:
@@ -249,6 +255,7 @@ def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, o
                  "query": len(study_rows), "error": f"study failed: {result.error}"}
             )
     rows.sort(key=lambda r: (config.methods.index(r["method"]), r["seed"], r["query"]))
+    (out / "studies.json").write_text(json.dumps(status, indent=2))
     path = out / RESULTS_FILE
     write_rows(rows, path, bench.metrics)
     return path

@@ -131,8 +131,11 @@ def study_trainable(config: dict[str, Any], bench: TabularBenchmark) -> None:
 
 
 def _report(spec: StudySpec, searcher: ArchSearcher, state: SimState) -> None:
+    import ray
+
     best = searcher.best()
     metrics = {
+        "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
         "method": spec.method,
         "seed": spec.seed,
         "queries": len(state.rows),

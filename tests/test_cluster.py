@@ -1,0 +1,49 @@
+"""cluster.yaml validates offline, and `compare` spreads studies over several Ray nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cluster_yaml_is_a_valid_ray_cluster():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(yaml.safe_load((ROOT / "cluster.yaml").read_text()))
+    validate_config(config)
+    assert config["head_node_type"] in config["available_node_types"]
+    assert any("raynas" in cmd for cmd in config["setup_commands"])
+
+
+@pytest.mark.slow
+def test_compare_spreads_studies_over_nodes(nb201_csv, tmp_path):
+    script = textwrap.dedent(f"""
+        import json, ray
+        from ray.cluster_utils import Cluster
+        from raynas.runner._compare import CompareConfig, compare
+        cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
+        cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False)
+        cfg = CompareConfig(benchmark="nasbench201", data={str(nb201_csv)!r}, methods=["evolution", "random"],
+                            seeds=3, budget=40, metric="test_accuracy")
+        compare(cfg, {str(tmp_path / "exp")!r}, progress=False)
+        ray.shutdown()
+        cluster.shutdown()
+    """)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    studies = json.loads((tmp_path / "exp" / "studies.json").read_text())
+    assert len(studies) == 6 and all(s["error"] is None and s["queries"] == 40 for s in studies.values())
+    assert len({s["node"] for s in studies.values()}) >= 2
