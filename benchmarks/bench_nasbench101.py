@@ -39,7 +39,7 @@ from raynas import benchmarks
 from raynas.benchmarks._nasbench101 import FIDELITIES, METRICS, TIME_MODEL
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.benchmarks._tfrecord import masked_crc32c, masked_crc32c_batch
-from raynas.spaces import _nasbench101 as nb
+from raynas.spaces import _nb101_cell as nb
 from raynas.spaces._nasbench101 import Cell101, NASBench101Space
 
 ROOT = Path(__file__).resolve().parents[1]
