@@ -81,3 +81,17 @@ def test_errors_are_one_clear_line(args, match, tmp_path):
     assert res.exit_code == 2
     assert match in res.output
     assert "Traceback" not in res.output
+
+
+def test_convert_nasbench101_then_load_by_name(cli, tmp_path, monkeypatch):
+    from conftest import shared_file
+
+    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.delenv("RAYNAS_DATA", raising=False)
+    res = cli("data", "convert", "nasbench101", src)
+    assert res.exit_code == 0 and "91 cells" in res.output
+    assert (tmp_path / "raynas" / "nasbench101.parquet").is_file()
+    info = json.loads(cli("data", "info", "nasbench101").output)
+    assert info["cells"] == 91 and info["fidelities"] == [4, 12, 36, 108] and info["runs"] == 3
+    assert info["source"].endswith("nasbench101.parquet")
