@@ -1,0 +1,405 @@
+"""Interpret a DNAS study: latent traversals, factor plots and a disentanglement score.
+
+``explain(path, out_dir)`` reads a saved DNAS searcher state (the pickle ``ArchSearcher.save``
+writes) and writes, into ``out_dir``:
+
+* ``traversals.png`` / ``traversals.txt``: for chosen latent dimensions, the base cell's code
+  with ``z_s`` swept over ``[-span, span]`` and decoded, as a token image and a text table;
+* ``factors.png``: for every latent dimension, ``mu_s`` against accuracy over the evaluated
+  cells, with the Pearson correlation;
+* ``report.md`` and ``scores.json``: mutual information between every (discretised) latent
+  dimension and every architecture attribute (the token at each sequence position, the number
+  of edges and the depth of ``space.to_graph``, binned FLOPs where known), summarised per
+  attribute as a MIG-style gap ``(top MI - second MI) / H(attribute)`` with the dimensions
+  that control it.
+
+Example:
+    >>> from raynas._explain import explain
+    >>> result = explain("runs/cmp/studies/dnas_0", "runs/cmp/explain")  # doctest: +SKIP
+    >>> result["scores"]["mig"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raynas.spaces import Arch, Space, get_space
+
+#: File names searched for under a directory, most preferred first.
+STATE_FILES = ("searcher.pkl", "searcher_state.pkl")
+#: Ops that pass data through unchanged (or drop it): not counted in depth.
+_PASS_OPS = frozenset({"none", "skip_connect", "skip", "Identity", "identity"})
+_BINS = 10
+
+
+def find_states(path: str | os.PathLike) -> list[Path]:
+    """``path`` itself if it is a file, else every ``searcher.pkl`` / ``searcher_state.pkl`` below it."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    return sorted(p for name in STATE_FILES for p in path.rglob(name))
+
+
+def load_searcher(file: str | os.PathLike, space: Space | None = None):
+    """A :class:`DNASSearcher` restored from a saved state file."""
+    from raynas.searchers.dnas import DNASConfig, DNASSearcher
+
+    with open(file, "rb") as fh:
+        state = pickle.load(fh)
+    if state.get("class") != "DNASSearcher":
+        raise ValueError(f"{file} holds a {state.get('class')} state, not a DNASSearcher one")
+    strategy = state["strategy"]
+    space = space or get_space(strategy["space"])
+    config = DNASConfig(**{**strategy["config"], "device": "cpu"})
+    searcher = DNASSearcher(space, state["metric"], state["mode"], state["seed"], config=config)
+    if searcher.ctrl_config.vocab_size != strategy["controller"]["vocab_size"]:
+        raise ValueError(f"{file}: its controller does not match space {space.name!r}; pass space=")
+    searcher.set_state(state)
+    return searcher
+
+
+def explain(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    dims: list[int] | None = None,
+    base: Arch | str | dict | None = None,
+    span: float = 3.0,
+    steps: int = 7,
+    n_cells: int = 2000,
+    seed: int = 0,
+    space: Space | None = None,
+) -> dict[str, Any]:
+    """Explain the DNAS controller(s) saved under ``path``.
+
+    Args:
+        path: A state file, or a directory searched recursively for ``searcher.pkl`` and
+            ``searcher_state.pkl`` files; states of other searchers are skipped.
+        out_dir: Output folder; with several DNAS states, one subfolder per state (named after
+            the state's parent folder, e.g. ``dnas_0``).
+        dims: Latent dimensions to traverse (default: the 8 most active, by variance of ``mu``).
+        base: Cell to traverse from (an architecture, its config dict or its string); default the
+            best evaluated cell.
+        span: Traversal range ``[-span, span]`` of ``z_s``.
+        steps: Points per traversal.
+        n_cells: Random cells added to the evaluated ones for the mutual-information estimate.
+        seed: Seed of those random cells.
+        space: The search space, when the state's space name alone does not rebuild it.
+
+    Returns:
+        For one state: ``{"state", "figures", "tables", "report", "json", "scores"}``. For several:
+        ``{"studies": {name: that dict}}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    files = [f for f in find_states(path) if _is_dnas(f)]
+    if not files:
+        raise FileNotFoundError(f"{path}: no DNAS searcher state ({' or '.join(STATE_FILES)}) found")
+    out_dir = Path(out_dir)
+    if len(files) == 1:
+        return _explain_one(files[0], out_dir, dims, base, span, steps, n_cells, seed, space)
+    return {
+        "studies": {
+            f.parent.name: _explain_one(f, out_dir / f.parent.name, dims, base, span, steps, n_cells, seed, space)
+            for f in files
+        }
+    }
+
+
+def _is_dnas(file: Path) -> bool:
+    try:
+        with open(file, "rb") as fh:
+            return pickle.load(fh).get("class") == "DNASSearcher"
+    except Exception:  # unreadable or foreign pickle: not ours to explain
+        return False
+
+
+def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, space) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = load_searcher(file, space)
+    space = s.space
+    ev = s.evaluated
+    if not ev:
+        raise ValueError(f"{file}: the study has no evaluated cells to explain")
+    metric = s._metric
+    archs = [h["arch"] for h in ev]
+    acc = np.array([float(h["result"][metric]) for h in ev])
+    mu = s.encode(archs)  # (E, S)
+    S = mu.shape[1]
+    if dims is None:
+        dims = [int(d) for d in np.argsort(-mu.var(axis=0), kind="stable")[: min(8, S)]]
+    if base is None:
+        base_arch = max(ev, key=lambda h: h["score"])["arch"]
+    elif isinstance(base, str):
+        base_arch = space.from_string(base)
+    elif isinstance(base, dict):
+        base_arch = space.from_config(base)
+    else:
+        base_arch = base
+    values = np.linspace(-span, span, steps)
+    trav = _traversals(s, base_arch, dims, values)
+    tables = {"traversals": str(out_dir / "traversals.txt")}
+    Path(tables["traversals"]).write_text(_traversal_table(s, base_arch, dims, values, trav))
+    figures = {
+        "traversals": _plot_traversals(trav, dims, values, space, out_dir / "traversals.png"),
+        "factors": _plot_factors(mu, acc, metric, out_dir / "factors.png"),
+    }
+    rng = np.random.default_rng(seed)
+    pool = s.candidates
+    extra = [pool[int(rng.integers(len(pool)))] if pool else space.sample(rng) for _ in range(n_cells)]
+    cells = archs + extra
+    scores = disentanglement(space, s.encode(cells), cells, _flops(s, cells, ev))
+    scores["pearson"] = {str(d): _pearson(mu[:, d], acc) for d in range(S)}
+    scores["validity_rate"] = s.validity_rate
+    report = out_dir / "report.md"
+    report.write_text(_report(file, s, base_arch, scores, figures, tables))
+    js = out_dir / "scores.json"
+    js.write_text(json.dumps(scores, indent=2, sort_keys=True))
+    return {"state": str(file), "figures": figures, "tables": tables, "report": str(report),
+            "json": str(js), "scores": scores}
+
+
+# ---------------------------------------------------------------------- traversals
+def _traversals(s, base_arch: Arch, dims: list[int], values: np.ndarray) -> np.ndarray:
+    """Token sequences ``(len(dims), steps, T)`` decoded along each traversal (0 = rejected)."""
+    z0 = s.encode([base_arch])[0]
+    codes = np.repeat(z0[None], len(dims) * len(values), axis=0).reshape(len(dims), len(values), -1)
+    for i, d in enumerate(dims):
+        codes[i, :, d] = values
+    archs = s.decode(codes.reshape(-1, codes.shape[-1]))
+    T = s.space.seq_length
+    toks = [s.space.to_sequence(a) if a is not None else [0] * T for a in archs]
+    return np.array(toks).reshape(len(dims), len(values), T)
+
+
+def _traversal_table(s, base_arch, dims, values, trav) -> str:
+    base_tokens = s.space.to_sequence(base_arch)
+    lines = [
+        f"base cell: {s.space.to_string(base_arch)}",
+        f"base tokens: {' '.join(map(str, base_tokens))}  ([t] = token differs from the base)",
+        "",
+        "| dim | " + " | ".join(f"z={v:+.2f}" for v in values) + " |",
+        "|---|" + "---|" * len(values),
+    ]
+    for i, d in enumerate(dims):
+        cells = []
+        for seq in trav[i]:
+            cells.append(" ".join(f"[{t}]" if t != b else str(t) for t, b in zip(seq, base_tokens)))
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    changed = {d: sorted({p for seq in trav[i] for p, (t, b) in enumerate(zip(seq, base_tokens)) if t != b})
+               for i, d in enumerate(dims)}
+    lines += ["", "positions each dimension changes:"]
+    lines += [f"  dim {d}: {v if v else 'none'}" for d, v in changed.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_traversals(trav, dims, values, space: Space, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    n = len(dims)
+    fig, axes = plt.subplots(1, n, figsize=(1.2 + 1.6 * n, 0.6 + 0.35 * space.seq_length), squeeze=False)
+    for i, d in enumerate(dims):
+        ax = axes[0, i]
+        ax.imshow(trav[i].T, cmap="tab20", vmin=0, vmax=max(20, space.vocab_size), aspect="auto")
+        for (x, y), t in np.ndenumerate(trav[i]):
+            ax.text(x, y, str(t), ha="center", va="center", fontsize=6)
+        ax.set_title(f"dim {d}", fontsize=8)
+        ax.set_xticks(range(len(values)), [f"{v:+.1f}" for v in values], fontsize=5, rotation=90)
+        ax.set_yticks(range(space.seq_length), [str(p) for p in range(space.seq_length)], fontsize=5)
+    axes[0, 0].set_ylabel("sequence position")
+    fig.suptitle("latent traversals (colour = decoded token)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
+
+
+def _plot_factors(mu: np.ndarray, acc: np.ndarray, metric: str, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    S = mu.shape[1]
+    # The y-axis shows the bulk of the cells: a few diverged cells near chance would flatten it.
+    lo, hi = float(np.percentile(acc, 5)), float(acc.max())
+    pad = 0.05 * max(hi - lo, 1e-6)
+    cols = int(np.ceil(np.sqrt(S)))
+    rows = int(np.ceil(S / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 1.7 * rows), squeeze=False)
+    for d in range(rows * cols):
+        ax = axes[d // cols, d % cols]
+        if d >= S:
+            ax.axis("off")
+            continue
+        ax.scatter(mu[:, d], acc, s=4, alpha=0.6)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_title(f"z{d}  r={_pearson(mu[:, d], acc):+.2f}", fontsize=7)
+        ax.tick_params(labelsize=5)
+    fig.supylabel(f"{metric} (axis from the 5th percentile up)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or x.std() < 1e-12 or y.std() < 1e-12:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# ---------------------------------------------------------------------- disentanglement
+def attributes(space: Space, archs: list[Arch]) -> dict[str, np.ndarray]:
+    """Discrete attributes of each cell: ``op@i`` per sequence position, ``edges``, ``depth``.
+
+    ``edges`` counts graph edges between vertices whose op is not ``none``; ``depth`` is the
+    number of vertices with a computing op (not ``none``/skip/identity, not input/output) on
+    the longest input-to-output path of ``space.to_graph``.
+    """
+    seqs = np.array([space.to_sequence(a) for a in archs])  # (N, T)
+    out = {f"op@{i}": seqs[:, i] for i in range(seqs.shape[1])}
+    ops = tuple(getattr(space, "ops", ()))
+    try:
+        graphs = [space.to_graph(a) for a in archs]
+    except NotImplementedError:
+        return out
+    edges, depth = [], []
+    for adj, onehot in graphs:
+        names = [ops[j] if j < len(ops) else "io" for j in onehot.argmax(axis=1)]
+        alive = np.array([n != "none" for n in names])
+        a = adj.astype(bool) & alive[:, None] & alive[None, :]
+        edges.append(int(a.sum()))
+        weight = np.array([0 if n in _PASS_OPS or n == "io" else 1 for n in names])
+        depth.append(_longest_path(a, weight))
+    out["edges"] = np.array(edges)
+    out["depth"] = np.array(depth)
+    return out
+
+
+def _longest_path(adj: np.ndarray, weight: np.ndarray) -> int:
+    """Heaviest path weight through a DAG whose vertices are topologically numbered (0 = input)."""
+    n = len(adj)
+    best = np.full(n, -1, dtype=np.int64)
+    best[0] = weight[0]
+    for v in range(1, n):
+        preds = np.flatnonzero(adj[:, v])
+        reach = [best[u] for u in preds if best[u] >= 0]
+        if reach:
+            best[v] = max(reach) + weight[v]
+    return int(max(best[-1], 0))
+
+
+def _flops(s, cells: list[Arch], ev: list[dict]) -> np.ndarray | None:
+    """FLOPs of each cell from the results or the space's cost model; NaN where unknown."""
+    known = {h["key"]: h["result"].get("flops") for h in ev if h["result"]}
+    out = []
+    for a in cells:
+        value = known.get(s.space.key(a))
+        if value is None:
+            cost = s.space.cost(a)
+            value = cost.get("flops") if cost else None
+        out.append(np.nan if value is None else float(value))
+    arr = np.array(out)
+    return None if np.isnan(arr).all() else arr
+
+
+def _discretise(x: np.ndarray, bins: int = _BINS) -> np.ndarray:
+    edges = np.linspace(x.min(), x.max() + 1e-9, bins + 1)
+    return np.clip(np.digitize(x, edges[1:-1]), 0, bins - 1)
+
+
+def _entropy(labels: np.ndarray) -> float:
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    joint = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(joint, (ai, bi), 1.0)
+    joint /= joint.sum()
+    pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    return float(max(0.0, (joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum()))
+
+
+def disentanglement(
+    space: Space, codes: np.ndarray, archs: list[Arch], flops: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Mutual information of each latent dimension with each attribute, and MIG-style gaps.
+
+    Args:
+        space: The search space.
+        codes: ``(N, S)`` posterior means of ``archs``.
+        archs: The cells.
+        flops: FLOPs per cell (NaN where unknown), binned into deciles; None to skip.
+
+    Returns:
+        ``{"mig", "attributes": {name: {"entropy", "gap", "dims", "mi"}}, "skipped"}``: ``gap`` is
+        ``(top MI - second MI) / H(attribute)`` in [0, 1], ``dims`` the two most informative
+        dimensions, ``mi`` the MI (nats) of every dimension; ``mig`` the mean gap.
+    """
+    attrs = attributes(space, archs)
+    if flops is not None:
+        ok = ~np.isnan(flops)
+        if ok.sum() >= 2:
+            qs = np.quantile(flops[ok], np.linspace(0, 1, _BINS + 1)[1:-1])
+            binned = np.full(len(flops), -1)
+            binned[ok] = np.digitize(flops[ok], qs)
+            attrs["flops"] = binned
+    z = np.stack([_discretise(codes[:, d]) for d in range(codes.shape[1])], axis=1)
+    result: dict[str, Any] = {"attributes": {}, "skipped": []}
+    gaps = []
+    for name, values in attrs.items():
+        rows = values >= 0
+        h = _entropy(values[rows])
+        if h < 1e-9:
+            result["skipped"].append(name)  # constant over these cells: nothing to control
+            continue
+        mi = np.array([_mutual_info(z[rows, d], values[rows]) for d in range(z.shape[1])])
+        top = np.argsort(-mi, kind="stable")
+        gap = float((mi[top[0]] - mi[top[1]]) / h) if len(mi) > 1 else float(mi[0] / h)
+        gaps.append(gap)
+        result["attributes"][name] = {
+            "entropy": h, "gap": gap, "dims": [int(d) for d in top[:2]], "mi": [float(x) for x in mi],
+        }
+    result["mig"] = float(np.mean(gaps)) if gaps else 0.0
+    return result
+
+
+def _report(file, s, base_arch, scores, figures, tables) -> str:
+    lines = [
+        f"# DNAS controller explained: {file}",
+        "",
+        f"- space: {s.space.name}; latent size {s.ctrl_config.latent_size}; "
+        f"{len(s.evaluated)} evaluated cells; decoding validity {scores['validity_rate']:.3f}",
+        f"- base cell of the traversals: `{s.space.to_string(base_arch)}`",
+        f"- figures: {', '.join(Path(p).name for p in figures.values())}; "
+        f"traversal table: {Path(tables['traversals']).name}",
+        "",
+        f"## Disentanglement (MIG-style gap, mean over attributes): {scores['mig']:.3f}",
+        "",
+        "| attribute | H (nats) | gap | top dims | top MI |",
+        "|---|---|---|---|---|",
+    ]
+    for name, a in scores["attributes"].items():
+        lines.append(
+            f"| {name} | {a['entropy']:.3f} | {a['gap']:.3f} | {', '.join(map(str, a['dims']))} "
+            f"| {max(a['mi']):.3f} |"
+        )
+    if scores["skipped"]:
+        lines += ["", f"constant over these cells (skipped): {', '.join(scores['skipped'])}"]
+    lines += ["", "## Correlation of each latent dimension with accuracy (Pearson r)", ""]
+    ranked = sorted(scores["pearson"].items(), key=lambda kv: -abs(kv[1]))
+    lines += [f"- z{d}: {r:+.3f}" for d, r in ranked[:10]]
+    lines.append("")
+    lines.append(Path(tables["traversals"]).read_text())
+    return "\n".join(lines)

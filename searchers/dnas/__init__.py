@@ -1,0 +1,42 @@
+"""DNAS: Disentangled Neural Architecture Search (Zheng, Wang, Wang & Shi).
+
+``DNASSearcher`` is the registry's ``"dnas"``; the controller and the pure latent-space helpers
+(dense regions of Eq. 4, the Eq. 7 step) are public for tests and for :mod:`raynas._explain`.
+"""
+
+from __future__ import annotations
+
+from raynas.searchers.dnas._controller import (
+    ControllerConfig,
+    DNASController,
+    LossWeights,
+    latent_size_rule,
+)
+from raynas.searchers.dnas._latent import (
+    Interval,
+    Region,
+    dense_region,
+    dense_regions,
+    edge_codes,
+    latent_step,
+    sample_latents,
+    sample_region,
+)
+from raynas.searchers.dnas._searcher import DNASConfig, DNASSearcher
+
+__all__ = [
+    "ControllerConfig",
+    "DNASConfig",
+    "DNASController",
+    "DNASSearcher",
+    "Interval",
+    "LossWeights",
+    "Region",
+    "dense_region",
+    "dense_regions",
+    "edge_codes",
+    "latent_size_rule",
+    "latent_step",
+    "sample_latents",
+    "sample_region",
+]

@@ -1,0 +1,253 @@
+"""`NAOSearcher` and `SemiNASSearcher`: gradient-based search in NAO's continuous embedding.
+
+NAO (Luo et al., NeurIPS 2018) trains an encoder-predictor-decoder on evaluated cells, moves
+the encoder outputs of the best cells along the gradient of the predicted accuracy with growing
+step sizes until new cells decode, and evaluates them. SemiNAS (Luo et al., 2020) adds
+semi-supervision: the predictor pseudo-labels ``M`` random cells, which join the up-sampled
+labelled cells for a second training phase, and the best of both seed the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from raynas.searchers._base import CostFn
+from raynas.searchers.nao._loop import ControllerSearcher
+from raynas.searchers.nao._model import NAOConfig, NAOController
+from raynas.searchers.nao._seq2seq import (
+    Normaliser,
+    build_module,
+    decode_archs,
+    encode_archs,
+    fit_semi_supervised,
+    make_adam,
+    mask_tensor,
+    sample_unlabeled,
+    train_epochs,
+)
+from raynas.spaces import Arch, Space
+
+
+@dataclass
+class NAOSettings:
+    """NAO / SemiNAS options; defaults from SemiNAS's NAS-Bench-101 script (renqianluo/SemiNAS).
+
+    Epochs and loop sizes are scaled from the paper's GPU schedule (1000 + 500 epochs, 100 initial
+    cells, 100 new per iteration) to query budgets of 100-300 cells on one CPU core.
+    """
+
+    hidden_size: int = 64  # SemiNAS
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    mlp_layers: int = 2
+    mlp_hidden_size: int = 16
+    dropout: float = 0.1
+    trade_off: float = 0.8  # loss = 0.8 * predictor + 0.2 * reconstruction
+    lr: float = 1e-3
+    weight_decay: float = 1e-4  # SemiNAS's l2_reg
+    grad_bound: float = 5.0
+    train_batch_size: int = 100
+    acc_clip: float = 1.5  # robust z-scored accuracy targets are clipped below at -acc_clip
+    pretrain_epochs: int = 100  # on the labelled cells (NAO: 1000 on a GPU)
+    epochs: int = 1  # on up-sampled labelled + pseudo-labelled cells (SemiNAS only)
+    warmup_epochs: int = 4  # extra epochs of that phase in the first (cold) round
+    n_unlabeled: int = 0  # M; 0 is NAO, SemiNAS uses 10,000
+    up_sample: int = 10  # SemiNAS's up-sampling ratio
+    top_k: int = 100  # cells whose embeddings are moved (SemiNAS: k = 100)
+    max_step_size: int = 100  # NAO: step sizes 1, 2, ... until new cells decode
+    n_initial: int = 20
+    batch: int = 10
+    repairs: int = 4
+    device: str = "auto"
+    num_threads: int | None = 1
+
+
+_D = NAOSettings
+
+
+class NAOSearcher(ControllerSearcher):
+    """Neural Architecture Optimization: search by gradient steps in a learned embedding.
+
+    Every field of :class:`NAOSettings` is a keyword argument (``settings=`` gives them all).
+
+    Example:
+        >>> s = NAOSearcher("nasbench201", metric="test_accuracy", mode="max", seed=0)  # doctest: +SKIP
+    """
+
+    name = "nao"
+
+    def __init__(
+        self,
+        space: Space | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int = 0,
+        candidates: list[Arch] | None = None,
+        cost_fn: CostFn | None = None,
+        max_cost: dict[str, float] | None = None,
+        max_retries: int = 100,
+        *,
+        settings: NAOSettings | None = None,
+        hidden_size: int = _D.hidden_size,
+        encoder_layers: int = _D.encoder_layers,
+        decoder_layers: int = _D.decoder_layers,
+        mlp_layers: int = _D.mlp_layers,
+        mlp_hidden_size: int = _D.mlp_hidden_size,
+        dropout: float = _D.dropout,
+        trade_off: float = _D.trade_off,
+        lr: float = _D.lr,
+        weight_decay: float = _D.weight_decay,
+        grad_bound: float = _D.grad_bound,
+        train_batch_size: int = _D.train_batch_size,
+        acc_clip: float = _D.acc_clip,
+        pretrain_epochs: int = _D.pretrain_epochs,
+        epochs: int = _D.epochs,
+        warmup_epochs: int = _D.warmup_epochs,
+        n_unlabeled: int = _D.n_unlabeled,
+        up_sample: int = _D.up_sample,
+        top_k: int = _D.top_k,
+        max_step_size: int = _D.max_step_size,
+        n_initial: int = _D.n_initial,
+        batch: int = _D.batch,
+        repairs: int = _D.repairs,
+        device: str = _D.device,
+        num_threads: int | None = _D.num_threads,
+    ):
+        super().__init__(space, metric, mode, seed, candidates, cost_fn, max_cost, max_retries)
+        given = locals()
+        options = asdict(settings) if settings is not None else asdict(NAOSettings())
+        for f in fields(NAOSettings):  # keywords that differ from the defaults override `settings`
+            if given[f.name] != getattr(NAOSettings, f.name):
+                options[f.name] = given[f.name]
+        self.settings = NAOSettings(**options)
+        s = self.settings
+        self.model_config = NAOConfig(
+            self.space.vocab_size, self.space.seq_length, s.hidden_size, s.encoder_layers,
+            s.decoder_layers, s.mlp_layers, s.mlp_hidden_size, s.dropout,
+        )
+        self._pool: tuple[list[Arch], np.ndarray] = ([], np.zeros(0))
+        self._setup_loop(s.n_initial, s.batch, s.device, s.num_threads)
+
+    def _build(self, gen: torch.Generator) -> None:
+        mask = mask_tensor(self.space).numpy()
+        self.model = build_module(lambda: NAOController(self.model_config, mask), self.device, gen)
+        self.model.eval()
+        self.optimizer = make_adam(self.model, self.settings.lr, self.settings.weight_decay)
+
+    @torch.no_grad()
+    def predict(self, archs: list[Arch], chunk: int = 4096) -> np.ndarray:
+        """Normalised predicted accuracy of architectures."""
+        self.model.eval()
+        out = []
+        for i in range(0, len(archs), chunk):
+            _, emb = self.model.encode(encode_archs(self.space, archs[i : i + chunk], self.device))
+            out.append(self.model.predict(emb).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0)
+
+    def decode(self, outputs: torch.Tensor, emb: torch.Tensor, gen: torch.Generator) -> list[Arch | None]:
+        """Masked greedy decoding, repairing invalid cells by resampling."""
+
+        def run(rows: torch.Tensor, greedy: bool, temperature: float) -> torch.Tensor:
+            rows = rows.to(self.device)
+            return self.model.generate(outputs[rows], emb[rows], greedy, temperature, gen)
+
+        return decode_archs(self.space, run, len(emb), self.settings.repairs, self.decode_stats)
+
+    # ------------------------------------------------------------------ training
+    def _train(self, archs: list[Arch], scores: np.ndarray, gen: torch.Generator) -> None:
+        s = self.settings
+        self.acc_norm = Normaliser.fit(scores, clip=s.acc_clip, robust=True)
+        acc = self.acc_norm.encode(scores)
+
+        def data(cells: list[Arch], targets: np.ndarray) -> dict[str, torch.Tensor]:
+            return {
+                "tokens": encode_archs(self.space, cells, self.device),
+                "acc": torch.as_tensor(targets, dtype=torch.float32, device=self.device),
+            }
+
+        def fit(batch: dict[str, torch.Tensor], epochs: int) -> float:
+            return train_epochs(
+                self.model, self.optimizer, lambda b, g: self.model.loss(b, g, s.trade_off),
+                batch, epochs, s.train_batch_size, gen, s.grad_bound,
+            )
+
+        self._pool = (list(archs), acc)
+
+        def synthetic() -> dict[str, torch.Tensor] | None:
+            if s.n_unlabeled <= 0:
+                return None
+            exclude = {tuple(self.space.to_sequence(a)) for a in archs}
+            cells = sample_unlabeled(self.space, self.rng, s.n_unlabeled, exclude, self.candidates)
+            pseudo = self.predict(cells)
+            self._pool = (list(archs) + cells, np.concatenate([acc, pseudo]))
+            return data(cells, pseudo)
+
+        epochs = s.epochs + (s.warmup_epochs if self.rounds == 0 else 0)
+        self.last_loss = fit_semi_supervised(
+            fit, data(archs, acc), synthetic, s.pretrain_epochs, epochs if s.n_unlabeled > 0 else 0, s.up_sample
+        )
+
+    # ------------------------------------------------------------------ candidates
+    def _generate(self, gen: torch.Generator) -> list[Arch]:
+        """Move the top-k cells' encoder outputs with step sizes 1, 2, ... until a batch is new."""
+        s = self.settings
+        cells, targets = self._pool
+        order = np.argsort(-targets, kind="stable")[: s.top_k]
+        tokens = encode_archs(self.space, [cells[i] for i in order], self.device)
+        self.model.eval()
+        outputs, grad = self.model.gradient(tokens)
+        new: list[Arch] = []
+        keys: set[str] = set()
+        for step in range(1, s.max_step_size + 1):
+            moved, emb = self.model.move(outputs, grad, float(step))
+            for arch in self.decode(moved, emb, gen):
+                if arch is None or not self.allowed(arch):
+                    continue
+                key = self.space.key(arch)
+                if key not in keys:
+                    keys.add(key)
+                    new.append(arch)
+            if len(new) >= self.batch:
+                break
+        return new
+
+    # ------------------------------------------------------------------ state
+    def _state_dict(self) -> dict[str, Any]:
+        state = self._loop_state()
+        state.update(settings=asdict(self.settings), space=self.space.name)
+        return state
+
+
+class SemiNASSearcher(NAOSearcher):
+    """SemiNAS: NAO plus ``M`` pseudo-labelled cells (Luo et al., 2020); see :class:`NAOSearcher`.
+
+    Example:
+        >>> s = SemiNASSearcher("nasbench201", metric="test_accuracy", mode="max", seed=0)  # doctest: +SKIP
+    """
+
+    name = "seminas"
+
+    def __init__(
+        self,
+        space: Space | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int = 0,
+        candidates: list[Arch] | None = None,
+        cost_fn: CostFn | None = None,
+        max_cost: dict[str, float] | None = None,
+        max_retries: int = 100,
+        *,
+        n_unlabeled: int = 10_000,  # SemiNAS: M = 10,000
+        pretrain_epochs: int = 50,  # the second phase trains the controller too (SemiNAS: 1000)
+        **kwargs: Any,
+    ):
+        own = {"n_unlabeled": (n_unlabeled, 10_000), "pretrain_epochs": (pretrain_epochs, 50)}
+        settings = kwargs.get("settings")
+        for name, (value, default) in own.items():  # a settings object wins over our defaults
+            kwargs[name] = getattr(settings, name) if settings is not None and value == default else value
+        super().__init__(space, metric, mode, seed, candidates, cost_fn, max_cost, max_retries, **kwargs)
