@@ -2,9 +2,9 @@
 
 Each sequence position of the space is one categorical parameter over the tokens allowed there
 (``space.token_mask()``). Proposals that decode to an invalid, disallowed or already proposed
-cell are told to Optuna as failed at once (so they neither cost a query nor distort the density
-estimates) and another is asked; after ``max_asks`` such asks the base class falls back to a
-random unseen cell, whose result Optuna then learns like any other.
+cell are told to Optuna at once (the known value for a duplicate, a failure otherwise) and
+another is asked, so no query of the budget is spent on them; after ``max_asks`` such asks the
+base class falls back to a random unseen cell, whose result Optuna then learns like any other.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class TPESearcher(ArchSearcher):
         n_startup_trials: int = 10,
         n_ei_candidates: int = 24,
         multivariate: bool = False,
-        max_asks: int = 10,
+        max_asks: int = 25,
         **kwargs: Any,
     ):
         super().__init__(space, **kwargs)
@@ -70,6 +70,7 @@ class TPESearcher(ArchSearcher):
     def _propose(self) -> Arch | None:
         if self.study is None:
             self.study = self._make_study()
+        known = {h["key"]: h["score"] for h in self.history if not h["error"]}
         for _ in range(self.max_asks):
             trial = self.study.ask(self.dists)
             tokens = [trial.params[f"t{pos}"] for pos in range(len(self.dists))]
@@ -79,7 +80,9 @@ class TPESearcher(ArchSearcher):
             except InvalidArchitectureError:
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            if not self.allowed(arch):
+            if key in known:  # a duplicate teaches TPE the value it already has
+                self.study.tell(trial, known[key])
+            elif not self.allowed(arch):
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
                 self.open[key] = trial.number
