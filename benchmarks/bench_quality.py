@@ -1,0 +1,163 @@
+"""Search quality of DNAS against its baselines, measured with ``raynas compare``.
+
+Each setting is one ``raynas compare`` experiment (one Ray Tune trial per study, one CPU each)
+of dnas, seminas, nao, evolution, tpe and random over the same seeds, with test accuracy as the
+objective. The script reads each ``results.parquet`` and reports, per method, the mean best
+test accuracy and the mean regret to the optimum (within the FLOPs limit where one is set)
+after 50, 100 and 150 queries, plus the issue's target: DNAS's regret at 100 queries at most
+half that of the best baseline in the same run.
+
+Settings (``--settings``, comma-separated; default all):
+    nb201-cifar10, nb201-cifar100, nb201-imagenet16   NAS-Bench-201 (shared nats_bench.csv)
+    macro-flops                                       NAS-Bench-Macro, FLOPs <= 45.5M (the
+                                                      25th percentile: a quarter of cells fit)
+    graph-cora                                        NAS-Bench-Graph, Cora (ships with its package)
+
+Usage:
+    python benchmarks/bench_quality.py --seeds 50 --out /tmp/quality
+                                            # -> benchmarks/results/quality.json
+
+An interrupted run continues where it stopped when started again with the same ``--out``.
+Settings whose data is absent are skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, shared, write  # noqa: E402
+
+METHODS = ["dnas", "seminas", "nao", "evolution", "tpe", "random"]
+BASELINES = [m for m in METHODS if m != "dnas"]
+CHECKPOINTS = (50, 100, 150)
+METRIC = "test_accuracy"
+
+SETTINGS: dict[str, dict] = {
+    "nb201-cifar10": {"benchmark": "nasbench201", "dataset": "cifar10", "data": "nasbench201/nats_bench.csv"},
+    "nb201-cifar100": {"benchmark": "nasbench201", "dataset": "cifar100", "data": "nasbench201/nats_bench.csv"},
+    "nb201-imagenet16": {
+        "benchmark": "nasbench201",
+        "dataset": "ImageNet16-120",
+        "data": "nasbench201/nats_bench.csv",
+    },
+    "macro-flops": {
+        "benchmark": "nasbench_macro",
+        "dataset": None,
+        "data": "nasbench_macro/nas-bench-macro_cifar10.json",
+        "max_cost": {"flops": 45_539_840.0},
+    },
+    "graph-cora": {"benchmark": "nasbench_graph", "dataset": "cora", "data": None},
+}
+
+
+def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) -> dict | None:
+    from raynas.benchmarks import load
+    from raynas.report import incumbent_matrix
+    from raynas.runner._compare import CompareConfig, compare
+
+    spec = SETTINGS[name]
+    data = None
+    if spec["data"] is not None:
+        path = shared(spec["data"])
+        if path is None:
+            return None
+        data = str(path)
+    cfg = CompareConfig(
+        benchmark=spec["benchmark"],
+        methods=METHODS,
+        seeds=seeds,
+        budget=budget,
+        dataset=spec["dataset"],
+        data=data,
+        metric=METRIC,
+        max_cost=spec.get("max_cost", {}),
+        first_seed=first_seed,
+        name=name,
+    )
+    folder = out / name
+    t0 = time.perf_counter()
+    results = compare(cfg, folder, resume=(folder / "experiment.json").exists(), progress=True)
+    wall = time.perf_counter() - t0
+    bench = load(spec["benchmark"], path=data, dataset=spec["dataset"])
+    optimum = bench.optimum(METRIC, max_cost=spec.get("max_cost") or None)
+    table = pq.read_table(results)
+    marks = [c for c in CHECKPOINTS if c < budget] + [budget]
+    rows = {}
+    for method in METHODS:
+        mat = incumbent_matrix(table, method, budget)
+        rows[method] = {
+            "seeds": int(mat.shape[0]),
+            "best": {c: float(np.mean(mat[:, c - 1])) for c in marks},
+            "regret": {c: float(optimum - np.mean(mat[:, c - 1])) for c in marks},
+            "regret_se": {c: float(np.std(mat[:, c - 1]) / np.sqrt(len(mat))) for c in marks},
+            "reached_optimum": int(np.sum(mat[:, -1] >= optimum - 1e-9)),
+        }
+    at = 100 if 100 in marks else marks[-1]
+    best_base = min(BASELINES, key=lambda m: rows[m]["regret"][at])
+    ratio = rows["dnas"]["regret"][at] / max(rows[best_base]["regret"][at], 1e-12)
+    return {
+        "benchmark": spec["benchmark"],
+        "dataset": spec["dataset"],
+        "max_cost": spec.get("max_cost", {}),
+        "metric": METRIC,
+        "optimum": optimum,
+        "seeds": seeds,
+        "budget": budget,
+        "wall_s": wall,
+        "methods": rows,
+        "target": {
+            "at": at,
+            "best_baseline": best_base,
+            "dnas_over_best_baseline": ratio,
+            "met": bool(ratio <= 0.5),
+        },
+    }
+
+
+def print_setting(name: str, res: dict) -> None:
+    marks = list(res["methods"]["dnas"]["best"])
+    print(f"\n{name}: {res['seeds']} seeds, optimum {res['optimum']:.3f}, {res['wall_s']:.0f} s")
+    print(f"{'method':<10}" + "".join(f"{'best@' + str(c):>12}{'regret':>9}" for c in marks) + "  at opt.")
+    for method, row in res["methods"].items():
+        cells = "".join(f"{row['best'][c]:>12.3f}{row['regret'][c]:>9.3f}" for c in marks)
+        print(f"{method:<10}{cells}  {row['reached_optimum']}/{row['seeds']}")
+    t = res["target"]
+    print(f"dnas regret@{t['at']} / best baseline ({t['best_baseline']}): {t['dnas_over_best_baseline']:.2f}"
+          f" -> target (<= 0.5) {'met' if t['met'] else 'NOT met'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--budget", type=int, default=150)
+    ap.add_argument("--out", default="/tmp/raynas-quality", help="folder for the compare experiments")
+    ap.add_argument("--name", default="quality", help="results file benchmarks/results/NAME.json")
+    args = ap.parse_args()
+    names = [s.strip() for s in args.settings.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SETTINGS]
+    if unknown:
+        sys.exit(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
+    path = RESULTS / f"{args.name}.json"
+    done = json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
+    out = Path(args.out)
+    for name in names:
+        res = run_setting(name, args.seeds, args.budget, out, args.first_seed)
+        if res is None:
+            continue
+        done[name] = res
+        print_setting(name, res)
+        write(args.name, {"methods": METHODS, "settings": done})
+
+
+if __name__ == "__main__":
+    main()
