@@ -248,7 +248,7 @@ def resume(out: str, quiet: bool) -> None:
 
 @main.command()
 @click.option("--out", type=click.Path(), default="raynas-demo", show_default=True)
-@click.option("--seeds", type=int, default=5, show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True)
 @click.option("--budget", type=int, default=50, show_default=True)
 @click.option("--quiet", is_flag=True)
 def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:

@@ -95,3 +95,21 @@ def test_convert_nasbench101_then_load_by_name(cli, tmp_path, monkeypatch):
     info = json.loads(cli("data", "info", "nasbench101").output)
     assert info["cells"] == 91 and info["fidelities"] == [4, 12, 36, 108] and info["runs"] == 3
     assert info["source"].endswith("nasbench101.parquet")
+
+
+def test_demo_compares_dnas_with_the_baselines(cli, ray_session, tmp_path):
+    import pyarrow.parquet as pq
+
+    from raynas.cli import DEMO_METHODS
+
+    out = tmp_path / "demo"
+    res = cli("demo", "--out", out, "--seeds", 1, "--budget", 22, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "nasbench_graph / cora" in res.output
+    table = pq.read_table(out / "results.parquet").to_pydict()
+    for method in DEMO_METHODS:
+        queries = sorted(q for m, q in zip(table["method"], table["query"]) if m == method)
+        assert queries == list(range(22)), method
+        assert f"| {method} |" in res.output
+    assert not any(table["error"])
+    assert (out / "curves.png").stat().st_size > 0
