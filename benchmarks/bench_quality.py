@@ -134,6 +134,27 @@ def print_setting(name: str, res: dict) -> None:
           f" -> target (<= 0.5) {'met' if t['met'] else 'NOT met'}")
 
 
+def markdown(settings: dict[str, dict]) -> str:
+    """One Markdown table per setting (for the README)."""
+    out = []
+    for name, res in settings.items():
+        marks = list(res["methods"]["dnas"]["best"])
+        limit = "".join(f", {k} <= {v:.4g}" for k, v in res["max_cost"].items())
+        out.append(f"**{name}** ({res['seeds']} seeds{limit}; optimum {res['optimum']:.3f}; "
+                   f"{res['wall_s'] / 60:.0f} min)\n")
+        out.append("| method | " + " | ".join(f"best@{c}" for c in marks) + " | regret@"
+                   + " | regret@".join(map(str, marks)) + " | reached opt. |")
+        out.append("|---" * (2 * len(marks) + 2) + "|")
+        for method, row in res["methods"].items():
+            out.append(f"| {method} | " + " | ".join(f"{row['best'][c]:.3f}" for c in marks) + " | "
+                       + " | ".join(f"{row['regret'][c]:.3f}" for c in marks)
+                       + f" | {row['reached_optimum']}/{row['seeds']} |")
+        t = res["target"]
+        out.append(f"\nDNAS regret@{t['at']} / best baseline ({t['best_baseline']}): "
+                   f"{t['dnas_over_best_baseline']:.2f} (target <= 0.5: {'met' if t['met'] else 'not met'})\n")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default=",".join(SETTINGS))
@@ -142,6 +163,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=150)
     ap.add_argument("--out", default="/tmp/raynas-quality", help="folder for the compare experiments")
     ap.add_argument("--name", default="quality", help="results file benchmarks/results/NAME.json")
+    ap.add_argument("--markdown", action="store_true", help="print the stored results as Markdown and exit")
     args = ap.parse_args()
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [s for s in names if s not in SETTINGS]
@@ -149,6 +171,9 @@ def main() -> None:
         sys.exit(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
     path = RESULTS / f"{args.name}.json"
     done = json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
+    if args.markdown:
+        print(markdown(done))
+        return
     out = Path(args.out)
     for name in names:
         res = run_setting(name, args.seeds, args.budget, out, args.first_seed)

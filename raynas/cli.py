@@ -158,6 +158,9 @@ def _common_options(f):
         click.option("--max-flops", type=float, default=None),
         click.option("--max-params", type=float, default=None),
         click.option("--max-latency", type=float, default=None),
+        click.option("--set", "settings", multiple=True, metavar="METHOD.OPTION=VALUE",
+                     help="A searcher option, e.g. --set dnas.eps_dense=0.05 (repeatable; "
+                          "`raynas searchers` lists the options)."),
         click.option("--checkpoint-every", type=int, default=25, show_default=True,
                      help="Queries between checkpoints of each study."),
         click.option("--out", type=click.Path(), required=True, help="Output folder."),
@@ -173,6 +176,35 @@ def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
     return {k: v for k, v in (("flops", max_flops), ("params", max_params), ("latency", max_latency)) if v is not None}
 
 
+def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) -> dict[str, dict]:
+    """``["dnas.eps_dense=0.05", ...]`` -> ``{"dnas": {"eps_dense": 0.05}}``, checked by name.
+
+    Values are read as JSON (numbers, true/false, null, lists) and otherwise kept as strings.
+    """
+    from raynas.searchers import searcher_options
+
+    out: dict[str, dict] = {}
+    for item in settings:
+        target, sep, raw = item.partition("=")
+        method, dot, option = target.strip().partition(".")
+        if not sep or not dot or not method or not option:
+            raise click.BadParameter(f"{item!r} is not METHOD.OPTION=VALUE, e.g. dnas.eps_dense=0.05",
+                                     param_hint="--set")
+        if method not in methods:
+            raise click.BadParameter(f"{item!r} names {method!r}, which is not among the methods run "
+                                     f"({', '.join(methods)})", param_hint="--set")
+        known = searcher_options(method)
+        if option not in known:
+            raise click.BadParameter(f"{method} has no option {option!r}; its options are "
+                                     f"{', '.join(sorted(known))}", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(method, {})[option] = value
+    return out
+
+
 def _launch(methods: list[str], **kw) -> None:
     from raynas.runner._compare import CompareConfig, compare
 
@@ -181,6 +213,7 @@ def _launch(methods: list[str], **kw) -> None:
         dataset=kw["dataset"], data=kw["data"], metric=kw["metric"], workers=kw["workers"],
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
         checkpoint_every=kw.get("checkpoint_every", 25),
+        options=parse_settings(kw.get("settings", ()), methods),
     )
     cfg.validate()
     path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
@@ -221,6 +254,7 @@ def run(method: str, backend: str, cpus_per_trial: float, gpus_per_trial: float,
         data=kw["data"], metric=kw["metric"], workers=kw["workers"],
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        options=parse_settings(kw["settings"], [method]).get(method, {}),
     )
     if kw["seeds"] != 5:
         click.echo("note: --backend tune runs one seed (0); use the sim backend for many seeds", err=True)

@@ -72,6 +72,12 @@ def test_data_import(cli, tmp_path):
          "unknown method 'nope'"),
         (["compare", "--benchmark", "nb", "--methods", "random", "--out", "X"], "unknown benchmark 'nb'"),
         (["data", "info", "nasbench_macro", "--data", "/nonexistent/file.json"], "does not exist"),
+        (["compare", "--benchmark", "nasbench201", "--methods", "dnas", "--set", "dnas.eps=0.1", "--out", "X"],
+         "dnas has no option 'eps'"),
+        (["compare", "--benchmark", "nasbench201", "--methods", "dnas", "--set", "nao.top_p=5", "--out", "X"],
+         "names 'nao', which is not among the methods run"),
+        (["compare", "--benchmark", "nasbench201", "--methods", "dnas", "--set", "eps_dense=1", "--out", "X"],
+         "is not METHOD.OPTION=VALUE"),
     ],
 )
 def test_errors_are_one_clear_line(args, match, tmp_path):
@@ -113,3 +119,11 @@ def test_demo_compares_dnas_with_the_baselines(cli, ray_session, tmp_path):
         assert f"| {method} |" in res.output
     assert not any(table["error"])
     assert (out / "curves.png").stat().st_size > 0
+
+
+def test_set_parses_searcher_options_as_json():
+    from raynas.cli import parse_settings
+
+    got = parse_settings(["dnas.eps_dense=0.05", "dnas.dense_sampling=false", "tpe.n_startup_trials=5"],
+                         ["dnas", "tpe"])
+    assert got == {"dnas": {"eps_dense": 0.05, "dense_sampling": False}, "tpe": {"n_startup_trials": 5}}
