@@ -150,8 +150,11 @@ def markdown(settings: dict[str, dict]) -> str:
                        + " | ".join(f"{row['regret'][c]:.3f}" for c in marks)
                        + f" | {row['reached_optimum']}/{row['seeds']} |")
         t = res["target"]
+        classic = min(("evolution", "tpe", "random"), key=lambda m: res["methods"][m]["regret"][str(t["at"])])
+        vs_classic = res["methods"]["dnas"]["regret"][str(t["at"])] / max(res["methods"][classic]["regret"][str(t["at"])], 1e-12)
         out.append(f"\nDNAS regret@{t['at']} / best baseline ({t['best_baseline']}): "
-                   f"{t['dnas_over_best_baseline']:.2f} (target <= 0.5: {'met' if t['met'] else 'not met'})\n")
+                   f"{t['dnas_over_best_baseline']:.2f} (target <= 0.5: {'met' if t['met'] else 'not met'}); "
+                   f"/ best of evolution, TPE, random ({classic}): {vs_classic:.2f}\n")
     return "\n".join(out)
 
 
