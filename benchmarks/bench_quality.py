@@ -18,6 +18,11 @@ Usage:
                                             # -> benchmarks/results/quality.json
 
 An interrupted run continues where it stopped when started again with the same ``--out``.
+Runs over disjoint seed ranges combine into one table (each study depends only on its method
+and seed):
+    python benchmarks/bench_quality.py --seeds 30 --out /tmp/q1
+    python benchmarks/bench_quality.py --seeds 20 --first-seed 30 --out /tmp/q2
+    python benchmarks/bench_quality.py --combine /tmp/q1,/tmp/q2      # 50 seeds
 Settings whose data is absent are skipped with the reason printed.
 """
 
@@ -59,8 +64,6 @@ SETTINGS: dict[str, dict] = {
 
 
 def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) -> dict | None:
-    from raynas.benchmarks import load
-    from raynas.report import incumbent_matrix
     from raynas.runner._compare import CompareConfig, compare
 
     spec = SETTINGS[name]
@@ -84,11 +87,37 @@ def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) 
     )
     folder = out / name
     t0 = time.perf_counter()
-    results = compare(cfg, folder, resume=(folder / "experiment.json").exists(), progress=True)
+    compare(cfg, folder, resume=(folder / "experiment.json").exists(), progress=True)
     wall = time.perf_counter() - t0
+    (folder / "bench_wall.json").write_text(json.dumps({"wall_s": wall}))
+    return summarize(name, [folder], budget)
+
+
+def summarize(name: str, folders: list[Path], budget: int) -> dict:
+    """Statistics over the studies of one setting, read from one or more compare folders.
+
+    Every study depends only on its method and seed, so runs over disjoint seed ranges
+    (``--first-seed``) combine into the same table that one run over all seeds would give.
+    """
+    import pyarrow as pa
+
+    from raynas.benchmarks import load
+    from raynas.report import incumbent_matrix
+
+    spec = SETTINGS[name]
+    data = str(shared(spec["data"])) if spec["data"] is not None else None
+    tables, wall = [], 0.0
+    for folder in folders:
+        tables.append(pq.read_table(folder / "results.parquet"))
+        timing = folder / "bench_wall.json"
+        wall += json.loads(timing.read_text())["wall_s"] if timing.exists() else float("nan")
+    table = pa.concat_tables(tables, promote_options="default")
+    studies = set(zip(table["method"].to_pylist(), table["seed"].to_pylist(), table["query"].to_pylist()))
+    if len(studies) != table.num_rows:
+        raise SystemExit(f"{name}: the folders {[str(f) for f in folders]} share seeds; combine disjoint runs only")
+    seeds = sorted(set(table["seed"].to_pylist()))
     bench = load(spec["benchmark"], path=data, dataset=spec["dataset"])
     optimum = bench.optimum(METRIC, max_cost=spec.get("max_cost") or None)
-    table = pq.read_table(results)
     marks = [c for c in CHECKPOINTS if c < budget] + [budget]
     rows = {}
     for method in METHODS:
@@ -109,7 +138,9 @@ def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) 
         "max_cost": spec.get("max_cost", {}),
         "metric": METRIC,
         "optimum": optimum,
-        "seeds": seeds,
+        "seeds": len(seeds),
+        "seed_range": [seeds[0], seeds[-1]],
+        "runs": len(folders),
         "budget": budget,
         "wall_s": wall,
         "methods": rows,
@@ -167,6 +198,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/raynas-quality", help="folder for the compare experiments")
     ap.add_argument("--name", default="quality", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--markdown", action="store_true", help="print the stored results as Markdown and exit")
+    ap.add_argument("--combine", metavar="OUT1,OUT2,...",
+                    help="run nothing: combine finished runs over disjoint seeds (their --out folders)")
     args = ap.parse_args()
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [s for s in names if s not in SETTINGS]
@@ -179,7 +212,14 @@ def main() -> None:
         return
     out = Path(args.out)
     for name in names:
-        res = run_setting(name, args.seeds, args.budget, out, args.first_seed)
+        if args.combine:
+            folders = [Path(d) / name for d in args.combine.split(",") if (Path(d) / name / "results.parquet").exists()]
+            if not folders:
+                print(f"{name}: no finished run under {args.combine}")
+                continue
+            res = summarize(name, folders, args.budget)
+        else:
+            res = run_setting(name, args.seeds, args.budget, out, args.first_seed)
         if res is None:
             continue
         done[name] = res
