@@ -128,6 +128,9 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
             "regret": {c: float(optimum - np.mean(mat[:, c - 1])) for c in marks},
             "regret_se": {c: float(np.std(mat[:, c - 1]) / np.sqrt(len(mat))) for c in marks},
             "reached_optimum": int(np.sum(mat[:, -1] >= optimum - 1e-9)),
+            # mean regret (and its standard error) after every query, for the figure
+            "regret_curve": np.round(optimum - mat.mean(axis=0), 5).tolist(),
+            "regret_curve_se": np.round(mat.std(axis=0) / np.sqrt(len(mat)), 5).tolist(),
         }
     at = 100 if 100 in marks else marks[-1]
     best_base = min(BASELINES, key=lambda m: rows[m]["regret"][at])
@@ -189,6 +192,37 @@ def markdown(settings: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def plot(settings: dict[str, dict], path: Path) -> Path:
+    """Mean regret against queries, one panel per setting, with a band of one standard error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    named = {k: v for k, v in settings.items() if "regret_curve" in v["methods"]["dnas"]}
+    if not named:
+        raise SystemExit("no stored curves to plot: run or --combine the settings first")
+    fig, axes = plt.subplots(1, len(named), figsize=(4.2 * len(named), 3.8), squeeze=False)
+    for ax, (name, res) in zip(axes[0], named.items()):
+        for method, row in res["methods"].items():
+            mean, se = np.asarray(row["regret_curve"]), np.asarray(row["regret_curve_se"])
+            x = np.arange(1, len(mean) + 1)
+            (line,) = ax.plot(x, mean, label=method, lw=2.2 if method == "dnas" else 1.2)
+            ax.fill_between(x, np.clip(mean - se, 0, None), mean + se, alpha=0.15, color=line.get_color())
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{name} ({res['seeds']} seeds)", fontsize=10)
+        ax.set_xlabel("queries")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("mean regret (test accuracy, %)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default=",".join(SETTINGS))
@@ -198,6 +232,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/raynas-quality", help="folder for the compare experiments")
     ap.add_argument("--name", default="quality", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--markdown", action="store_true", help="print the stored results as Markdown and exit")
+    ap.add_argument("--plot", action="store_true", help="draw the stored results (NAME.png) and exit")
     ap.add_argument("--combine", metavar="OUT1,OUT2,...",
                     help="run nothing: combine finished runs over disjoint seeds (their --out folders)")
     args = ap.parse_args()
@@ -209,6 +244,9 @@ def main() -> None:
     done = json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
     if args.markdown:
         print(markdown(done))
+        return
+    if args.plot:
+        plot(done, RESULTS / f"{args.name}.png")
         return
     out = Path(args.out)
     for name in names:
@@ -225,6 +263,7 @@ def main() -> None:
         done[name] = res
         print_setting(name, res)
         write(args.name, {"methods": METHODS, "settings": done})
+        plot(done, RESULTS / f"{args.name}.png")
 
 
 if __name__ == "__main__":
