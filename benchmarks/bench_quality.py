@@ -242,6 +242,7 @@ def main() -> None:
         sys.exit(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
     path = RESULTS / f"{args.name}.json"
     done = json.loads(path.read_text()).get("settings", {}) if path.exists() else {}
+    done = {k: done[k] for k in SETTINGS if k in done}
     if args.markdown:
         print(markdown(done))
         return
@@ -261,6 +262,7 @@ def main() -> None:
         if res is None:
             continue
         done[name] = res
+        done = {k: done[k] for k in SETTINGS if k in done}  # a fixed order for tables and figure
         print_setting(name, res)
         write(args.name, {"methods": METHODS, "settings": done})
         plot(done, RESULTS / f"{args.name}.png")
