@@ -42,6 +42,7 @@ from _common import RESULTS, shared, write  # noqa: E402
 
 METHODS = ["dnas", "seminas", "nao", "evolution", "tpe", "random"]
 BASELINES = [m for m in METHODS if m != "dnas"]
+CLASSIC = ["evolution", "tpe", "random"]  # the baselines that are not neural predictors
 CHECKPOINTS = (50, 100, 150)
 METRIC = "test_accuracy"
 
@@ -105,15 +106,20 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
     from raynas.report import incumbent_matrix
 
     spec = SETTINGS[name]
-    data = str(shared(spec["data"])) if spec["data"] is not None else None
+    data = None
+    if spec["data"] is not None:
+        path = shared(spec["data"])
+        if path is None:
+            return None
+        data = str(path)
     tables, wall = [], 0.0
     for folder in folders:
         tables.append(pq.read_table(folder / "results.parquet"))
         timing = folder / "bench_wall.json"
         wall += json.loads(timing.read_text())["wall_s"] if timing.exists() else float("nan")
     table = pa.concat_tables(tables, promote_options="default")
-    studies = set(zip(table["method"].to_pylist(), table["seed"].to_pylist(), table["query"].to_pylist()))
-    if len(studies) != table.num_rows:
+    keys = set(zip(table["method"].to_pylist(), table["seed"].to_pylist(), table["query"].to_pylist()))
+    if len(keys) != table.num_rows:
         raise SystemExit(f"{name}: the folders {[str(f) for f in folders]} share seeds; combine disjoint runs only")
     seeds = sorted(set(table["seed"].to_pylist()))
     bench = load(spec["benchmark"], path=data, dataset=spec["dataset"])
@@ -134,7 +140,12 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
         }
     at = 100 if 100 in marks else marks[-1]
     best_base = min(BASELINES, key=lambda m: rows[m]["regret"][at])
-    ratio = rows["dnas"]["regret"][at] / max(rows[best_base]["regret"][at], 1e-12)
+    best_classic = min(CLASSIC, key=lambda m: rows[m]["regret"][at])
+
+    def ratio_to(method: str) -> float:
+        return rows["dnas"]["regret"][at] / max(rows[method]["regret"][at], 1e-12)
+
+    ratio = ratio_to(best_base)
     return {
         "benchmark": spec["benchmark"],
         "dataset": spec["dataset"],
@@ -152,6 +163,8 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
             "best_baseline": best_base,
             "dnas_over_best_baseline": ratio,
             "met": bool(ratio <= 0.5),
+            "best_classic": best_classic,
+            "dnas_over_best_classic": ratio_to(best_classic),
         },
     }
 
@@ -184,12 +197,31 @@ def markdown(settings: dict[str, dict]) -> str:
                        + " | ".join(f"{row['regret'][c]:.3f}" for c in marks)
                        + f" | {row['reached_optimum']}/{row['seeds']} |")
         t = res["target"]
-        classic = min(("evolution", "tpe", "random"), key=lambda m: res["methods"][m]["regret"][str(t["at"])])
-        vs_classic = res["methods"]["dnas"]["regret"][str(t["at"])] / max(res["methods"][classic]["regret"][str(t["at"])], 1e-12)
         out.append(f"\nDNAS regret@{t['at']} / best baseline ({t['best_baseline']}): "
                    f"{t['dnas_over_best_baseline']:.2f} (target <= 0.5: {'met' if t['met'] else 'not met'}); "
-                   f"/ best of evolution, TPE, random ({classic}): {vs_classic:.2f}\n")
+                   f"/ best of evolution, TPE, random ({t['best_classic']}): {t['dnas_over_best_classic']:.2f}\n")
+    out.append(summary_table(settings))
     return "\n".join(out)
+
+
+def summary_table(settings: dict[str, dict]) -> str:
+    """All settings in one table: regret at every mark per method, the best at the target mark in bold."""
+    out = ["| setting (optimum; wall time) | " + " | ".join(METHODS)
+           + " | dnas / best baseline | dnas / best classic |",
+           "|---" * (len(METHODS) + 3) + "|"]
+    for name, res in settings.items():
+        t = res["target"]
+        at = str(t["at"])
+        best = min(res["methods"][m]["regret"][at] for m in METHODS)
+        cells = []
+        for m in METHODS:
+            regret = res["methods"][m]["regret"]
+            cells.append(" / ".join(f"**{v:.3f}**" if k == at and v == best else f"{v:.3f}" for k, v in regret.items()))
+        limit = "".join(f"{k} <= {v:.4g}, " for k, v in res["max_cost"].items())
+        out.append(f"| {name} ({limit}{res['optimum']:.3f}; {res['wall_s'] / 60:.0f} min) | " + " | ".join(cells)
+                   + f" | {t['dnas_over_best_baseline']:.2f} ({t['best_baseline']})"
+                   + f" | {t['dnas_over_best_classic']:.2f} ({t['best_classic']}) |")
+    return "\n".join(out) + "\n"
 
 
 def plot(settings: dict[str, dict], path: Path) -> Path:
