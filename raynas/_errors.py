@@ -33,7 +33,8 @@ class UnknownNameError(RaynasError, ValueError):
 
     def __init__(self, kind: str, name: object, valid: Iterable[object]):
         self.kind, self.name, self.valid = kind, name, sorted(str(v) for v in valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid)}")
+        head, sep, tail = kind.partition(" of ")  # "option of dnas" -> "options of dnas"
+        super().__init__(f"unknown {kind} {name!r}; valid {head}s{sep}{tail}: {', '.join(self.valid)}")
 
 
 def check_positive(name: str, value: int | float) -> None:

@@ -72,12 +72,13 @@ def benchmarks(data: str | None) -> None:
 @main.command()
 def searchers() -> None:
     """List the search strategies with their options and defaults."""
-    from raynas.searchers import describe, searcher_names, searcher_options
+    from raynas.searchers import describe, searcher_names, searcher_option_types, searcher_options
 
     for name in searcher_names():
         click.echo(f"{name:10} {describe(name)}")
+        types = searcher_option_types(name)
         for opt, default in searcher_options(name).items():
-            click.echo(f"{'':12}{opt} = {default!r}")
+            click.echo(f"{'':12}{opt} = {default!r}  ({types[opt]})")
 
 
 # ---------------------------------------------------------------------------- data
@@ -179,9 +180,10 @@ def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
 def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) -> dict[str, dict]:
     """``["dnas.eps_dense=0.05", ...]`` -> ``{"dnas": {"eps_dense": 0.05}}``, checked by name.
 
-    Values are read as JSON (numbers, true/false, null, lists) and otherwise kept as strings.
+    Values are read as JSON (numbers, true/false, null, lists) and otherwise kept as strings;
+    each method's options are then checked by type and range, before anything starts.
     """
-    from raynas.searchers import searcher_options
+    from raynas.searchers import OptionError, check_options, searcher_options
 
     out: dict[str, dict] = {}
     for item in settings:
@@ -202,6 +204,11 @@ def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) ->
         except json.JSONDecodeError:
             value = raw
         out.setdefault(method, {})[option] = value
+    for method, options in out.items():
+        try:
+            check_options(method, options)
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
     return out
 
 
@@ -320,7 +327,7 @@ def report(out: str) -> None:
 @click.option("--dims", default=None, help="Comma-separated latent dimensions to traverse.")
 def explain(target: str, out: str | None, dims: str | None) -> None:
     """Latent traversals, factor plots and a disentanglement score for a DNAS study."""
-    from raynas._explain import explain as run_explain
+    from raynas.searchers.dnas import explain as run_explain
 
     dest = Path(out) if out else (Path(target) if os.path.isdir(target) else Path(target).parent) / "explain"
     dim_list = [int(d) for d in dims.split(",")] if dims else None

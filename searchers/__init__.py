@@ -1,18 +1,22 @@
 """NAS strategies, each a Ray Tune :class:`~ray.tune.search.Searcher`.
 
-``get_searcher(name, space, metric=..., mode=..., seed=..., **options)`` builds one by name;
-``searcher_options(name)`` lists a strategy's options and their defaults.
+``get_searcher(name, space, metric=..., mode=..., seed=..., **options)`` builds one by name:
+the :data:`BASE_OPTIONS` go to :class:`ArchSearcher`, every other option is a field of the
+strategy's settings dataclass (``searcher_class(name).config_class``), applied with
+``dataclasses.replace`` and checked by name and type. ``searcher_options(name)`` lists a
+strategy's options and their defaults; ``register_searcher`` adds a strategy of your own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
-import inspect
 from typing import Any
 
 from raynas._errors import UnknownNameError
-from raynas.searchers._base import ArchSearcher
+from raynas.searchers._base import BASE_OPTIONS, ArchSearcher
+from raynas.searchers._config import OptionError, build_config, describe_type, option_types
 
 # name -> (module, class, one-line description); imported lazily (torch is slow to import).
 _REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -29,12 +33,22 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "nao": ("raynas.searchers.nao", "NAOSearcher", "Neural Architecture Optimization (Luo et al., 2018)"),
     "seminas": ("raynas.searchers.nao", "SemiNASSearcher", "semi-supervised NAO (Luo et al., 2020)"),
 }
-_BASE_OPTIONS = frozenset(inspect.signature(ArchSearcher.__init__).parameters) | {"kwargs"}
 
 
 def searcher_names() -> list[str]:
     """Strategies whose module is present in this installation."""
     return [n for n, (mod, _, _) in _REGISTRY.items() if importlib.util.find_spec(mod) is not None]
+
+
+def register_searcher(name: str, cls: type[ArchSearcher] | str, description: str = "") -> None:
+    """Make a strategy of your own available by ``name`` (``cls`` or ``"module:Class"``)."""
+    if isinstance(cls, str):
+        module, _, attr = cls.partition(":")
+    else:
+        if not (isinstance(cls, type) and issubclass(cls, ArchSearcher)):
+            raise TypeError(f"{cls!r} is not an ArchSearcher subclass")
+        module, attr = cls.__module__, cls.__qualname__
+    _REGISTRY[name] = (module, attr, description or name)
 
 
 def searcher_class(name: str) -> type[ArchSearcher]:
@@ -49,27 +63,52 @@ def describe(name: str) -> str:
 
 
 def searcher_options(name: str) -> dict[str, Any]:
-    """The strategy's own options with their defaults (base options excluded)."""
-    cls = searcher_class(name)
-    out: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if klass is ArchSearcher or not issubclass(klass, ArchSearcher):
-            break
-        for pname, param in inspect.signature(klass.__init__).parameters.items():
-            if pname in _BASE_OPTIONS or pname in out or param.kind is param.VAR_KEYWORD:
-                continue
-            out[pname] = None if param.default is inspect.Parameter.empty else param.default
-    return out
+    """The strategy's own options (the fields of its config dataclass) with their defaults."""
+    config = searcher_class(name).config_class()
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def searcher_option_types(name: str) -> dict[str, str]:
+    """Option name -> its type in words (``'int'``, ``'float'``, ``'int or null'``, ...)."""
+    return {k: describe_type(v) for k, v in option_types(searcher_class(name).config_class).items()}
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse unknown or ill-typed options of strategy ``name`` before anything runs."""
+    build_config(searcher_class(name).config_class, name, dict(options))
 
 
 def get_searcher(name: str, space, **options: Any) -> ArchSearcher:
-    """Build the strategy ``name`` over ``space``; unknown options raise a clear error."""
+    """Build the strategy ``name`` over ``space``.
+
+    Args:
+        name: A registered strategy (``searcher_names()``).
+        space: A :class:`~raynas.spaces.Space` or its name.
+        **options: :data:`BASE_OPTIONS` (metric, mode, seed, candidates, cost_fn, max_cost,
+            max_retries), ``config=`` (a complete settings object) and any field of the
+            strategy's config; explicit fields override ``config``.
+
+    Raises:
+        UnknownNameError: unknown strategy or option (the message lists the valid ones).
+        OptionError: an option of the wrong type or outside its range.
+    """
     cls = searcher_class(name)
-    known = set(searcher_options(name)) | _BASE_OPTIONS
-    unknown = set(options) - known
-    if unknown:
-        raise UnknownNameError(f"option of {name}", sorted(unknown)[0], sorted(known - {"self", "space", "kwargs"}))
-    return cls(space, **options)
+    base = {k: options.pop(k) for k in BASE_OPTIONS if k in options}
+    given = options.pop("config", None)
+    config = build_config(cls.config_class, name, options, base=given)
+    return cls(space, config=config, **base)
 
 
-__all__ = ["ArchSearcher", "describe", "get_searcher", "searcher_class", "searcher_names", "searcher_options"]
+__all__ = [
+    "BASE_OPTIONS",
+    "ArchSearcher",
+    "OptionError",
+    "check_options",
+    "describe",
+    "get_searcher",
+    "register_searcher",
+    "searcher_class",
+    "searcher_names",
+    "searcher_option_types",
+    "searcher_options",
+]

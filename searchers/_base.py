@@ -12,11 +12,14 @@ The base class owns everything strategies share:
 
 A strategy implements :meth:`_propose` (one architecture, or ``None`` to fall back to a random
 unseen cell) and, if it learns, :meth:`_observe`, :meth:`_state_dict` and
-:meth:`_load_state_dict`.
+:meth:`_load_state_dict`. Its settings are one typed dataclass, ``config_class``; every
+strategy has the same constructor, ``Strategy(space, *, config=Config(), **base)``, where
+``base`` are the keyword arguments of :class:`ArchSearcher` (:data:`BASE_OPTIONS`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tempfile
@@ -27,10 +30,15 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from raynas._errors import InvalidArchitectureError
+from raynas.searchers._config import NoConfig, check_config
 from raynas.spaces import Arch, Space, get_space
 
 _STATE_VERSION = 1
 CostFn = Callable[[Arch], dict[str, float]]
+
+
+#: The keyword arguments every strategy takes besides ``space`` and ``config``.
+BASE_OPTIONS = ("metric", "mode", "seed", "candidates", "cost_fn", "max_cost", "max_retries")
 
 
 class ArchSearcher(Searcher):
@@ -38,6 +46,8 @@ class ArchSearcher(Searcher):
 
     Args:
         space: The search space (a :class:`~raynas.spaces.Space` or its name).
+        config: The strategy's settings, an instance of its ``config_class`` (defaults: the
+            paper's values). ``get_searcher(name, space, **options)`` builds it from flat options.
         metric: Result key to optimise, e.g. ``"val_accuracy"``.
         mode: ``"max"`` or ``"min"``.
         seed: Seed of the searcher's random generator.
@@ -49,10 +59,14 @@ class ArchSearcher(Searcher):
 
     #: Registry name of the strategy.
     name: ClassVar[str] = ""
+    #: The dataclass of the strategy's settings.
+    config_class: ClassVar[type] = NoConfig
 
     def __init__(
         self,
         space: Space | str,
+        *,
+        config: Any = None,
         metric: str | None = None,
         mode: str | None = None,
         seed: int = 0,
@@ -66,6 +80,8 @@ class ArchSearcher(Searcher):
         if max_cost and cost_fn is None:
             raise ValueError("max_cost needs a cost_fn that gives the cost of an architecture")
         super().__init__(metric=metric, mode=mode)
+        owner = self.name or type(self).__name__
+        self.config = check_config(self.config_class() if config is None else config, self.config_class, owner)
         self.space = get_space(space) if isinstance(space, str) else space
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -213,6 +229,7 @@ class ArchSearcher(Searcher):
             "metric": self._metric,
             "mode": self._mode,
             "seed": self.seed,
+            "config": dataclasses.asdict(self.config),
             "rng": self.rng.bit_generator.state,
             "history": self.history,
             "seen": sorted(self.seen),

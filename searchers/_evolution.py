@@ -9,37 +9,49 @@ sampled at random.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from raynas.searchers._base import ArchSearcher
+from raynas.searchers._config import require
 from raynas.spaces import Arch
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """Regularized evolution settings (NAS-Bench-201 paper's values)."""
+
+    population_size: int = 10  # P
+    sample_size: int = 3  # S, the tournament size
+
+    def __post_init__(self) -> None:
+        require(
+            1 <= self.sample_size <= self.population_size,
+            f"need 1 <= sample_size <= population_size, got {self.sample_size} and {self.population_size}",
+        )
 
 
 class EvolutionSearcher(ArchSearcher):
     """Regularized evolution with tournament selection and aging.
 
     Args:
-        population_size: P, the number of live members (NAS-Bench-201 paper: 10).
-        sample_size: S, the tournament size (NAS-Bench-201 paper: 3).
-        **kwargs: :class:`ArchSearcher` arguments.
+        space: The search space.
+        config: :class:`EvolutionConfig`.
+        **base: :class:`ArchSearcher` arguments.
     """
 
     name = "evolution"
+    config_class = EvolutionConfig
 
-    def __init__(self, space, population_size: int = 10, sample_size: int = 3, **kwargs: Any):
-        super().__init__(space, **kwargs)
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(
-                f"need 1 <= sample_size <= population_size, got {sample_size} and {population_size}"
-            )
-        self.population_size = int(population_size)
-        self.sample_size = int(sample_size)
+    def __init__(self, space, *, config: EvolutionConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
         self.population: deque[tuple[Arch, float]] = deque()
 
     def _propose(self) -> Arch | None:
-        if len(self.population) < self.population_size:
+        c = self.config
+        if len(self.population) < c.population_size:
             return self.random_arch()
-        idx = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
+        idx = self.rng.choice(len(self.population), size=c.sample_size, replace=False)
         parent = max((self.population[int(i)] for i in idx), key=lambda m: m[1])[0]
         return self.space.mutate(parent, self.rng)
 
@@ -47,7 +59,7 @@ class EvolutionSearcher(ArchSearcher):
         if score is None:
             return
         self.population.append((arch, score))
-        if len(self.population) > self.population_size:
+        if len(self.population) > self.config.population_size:
             self.population.popleft()
 
     def _state_dict(self) -> dict[str, Any]:

@@ -8,31 +8,49 @@ no improvement (a local optimum), restart from a random cell.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from raynas.searchers._base import ArchSearcher
+from raynas.searchers._config import require
 from raynas.spaces import Arch
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Local search settings.
+
+    Attributes:
+        num_init: Random cells evaluated before the first climb; the best becomes the incumbent
+            (White et al.: 10).
+    """
+
+    num_init: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.num_init >= 1, f"num_init must be >= 1, got {self.num_init}")
 
 
 class LocalSearcher(ArchSearcher):
     """First-improvement local search with random restarts.
 
     Args:
-        num_init: Random cells evaluated before the first climb; the best becomes the incumbent.
-        **kwargs: :class:`ArchSearcher` arguments.
+        space: The search space.
+        config: :class:`LocalConfig`.
+        **base: :class:`ArchSearcher` arguments.
     """
 
     name = "local"
+    config_class = LocalConfig
 
-    def __init__(self, space, num_init: int = 10, **kwargs: Any):
-        super().__init__(space, **kwargs)
-        self.num_init = int(num_init)
+    def __init__(self, space, *, config: LocalConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
         self.incumbent: tuple[Arch, float] | None = None
         self.queue: list[Arch] = []  # unvisited neighbours of the incumbent
         self.restart = False
 
     def _propose(self) -> Arch | None:
-        if self.incumbent is None or self.restart or len(self.evaluated) < self.num_init:
+        if self.incumbent is None or self.restart or len(self.evaluated) < self.config.num_init:
             return self.random_arch()
         while self.queue:
             arch = self.queue.pop()
@@ -42,7 +60,7 @@ class LocalSearcher(ArchSearcher):
         return self.random_arch()
 
     def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
-        if score is None or len(self.evaluated) < self.num_init:
+        if score is None or len(self.evaluated) < self.config.num_init:
             return
         if self.incumbent is None:  # the initial random phase just ended: climb from its best
             best = self.best()

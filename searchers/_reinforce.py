@@ -9,38 +9,49 @@ accuracy in percent into [0, 1]).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from raynas.searchers._base import ArchSearcher
+from raynas.searchers._config import require
 from raynas.spaces import Arch
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """REINFORCE settings.
+
+    Attributes:
+        learning_rate: Step size on the logits.
+        baseline_decay: Momentum of the reward baseline.
+        reward_scale: Rewards are ``score * reward_scale`` (0.01 turns percent into [0, 1]).
+    """
+
+    learning_rate: float = 0.01
+    baseline_decay: float = 0.9
+    reward_scale: float = 0.01
+
+    def __post_init__(self) -> None:
+        require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        require(0 <= self.baseline_decay < 1, f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
 
 
 class ReinforceSearcher(ArchSearcher):
     """REINFORCE with a moving-average baseline.
 
     Args:
-        learning_rate: Step size on the logits.
-        baseline_decay: Momentum of the reward baseline.
-        reward_scale: Rewards are ``score * reward_scale`` (0.01 turns percent into [0, 1]).
-        **kwargs: :class:`ArchSearcher` arguments.
+        space: The search space.
+        config: :class:`ReinforceConfig`.
+        **base: :class:`ArchSearcher` arguments.
     """
 
     name = "reinforce"
+    config_class = ReinforceConfig
 
-    def __init__(
-        self,
-        space,
-        learning_rate: float = 0.01,
-        baseline_decay: float = 0.9,
-        reward_scale: float = 0.01,
-        **kwargs: Any,
-    ):
-        super().__init__(space, **kwargs)
-        self.learning_rate = float(learning_rate)
-        self.baseline_decay = float(baseline_decay)
-        self.reward_scale = float(reward_scale)
+    def __init__(self, space, *, config: ReinforceConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
         self.mask = self.space.token_mask()  # (L, V)
         self.logits = np.zeros(self.mask.shape)  # (L, V)
         self.baseline: float | None = None
@@ -60,15 +71,16 @@ class ReinforceSearcher(ArchSearcher):
     def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
         if score is None:
             return
-        reward = score * self.reward_scale
+        c = self.config
+        reward = score * c.reward_scale
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
-        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        self.baseline = c.baseline_decay * self.baseline + (1 - c.baseline_decay) * reward
         onehot = np.zeros_like(self.logits)
         onehot[np.arange(len(onehot)), self.space.to_sequence(arch)] = 1.0
         grad = onehot - self._probs()  # d log p(tokens) / d logits
-        self.logits += self.learning_rate * advantage * grad
+        self.logits += c.learning_rate * advantage * grad
 
     def _state_dict(self) -> dict[str, Any]:
         return {"logits": self.logits.copy(), "baseline": self.baseline}

@@ -10,6 +10,7 @@ base class falls back to a random unseen cell, whose result Optuna then learns l
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,36 +20,45 @@ from optuna.trial import TrialState
 
 from raynas._errors import InvalidArchitectureError
 from raynas.searchers._base import ArchSearcher
+from raynas.searchers._config import require
 from raynas.spaces import Arch
+
+
+@dataclass(frozen=True)
+class TPEConfig:
+    """TPE settings (Optuna's defaults).
+
+    Attributes:
+        n_startup_trials: Random trials before TPE kicks in.
+        n_ei_candidates: Candidates scored by expected improvement per ask.
+        multivariate: Multivariate TPE (Falkner et al. 2018) instead of independent per-parameter.
+        max_asks: Asks per proposal before falling back to a random unseen cell.
+    """
+
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: bool = False
+    max_asks: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("n_startup_trials", "n_ei_candidates", "max_asks"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class TPESearcher(ArchSearcher):
     """Optuna TPE over the space's token sequence.
 
     Args:
-        n_startup_trials: Random trials before TPE kicks in (Optuna's default 10).
-        n_ei_candidates: Candidates scored by expected improvement per ask (Optuna's default 24).
-        multivariate: Multivariate TPE (Falkner et al. 2018) instead of independent per-parameter.
-        max_asks: Asks per proposal before falling back to a random unseen cell.
-        **kwargs: :class:`ArchSearcher` arguments.
+        space: The search space.
+        config: :class:`TPEConfig`.
+        **base: :class:`ArchSearcher` arguments.
     """
 
     name = "tpe"
+    config_class = TPEConfig
 
-    def __init__(
-        self,
-        space,
-        n_startup_trials: int = 10,
-        n_ei_candidates: int = 24,
-        multivariate: bool = False,
-        max_asks: int = 25,
-        **kwargs: Any,
-    ):
-        super().__init__(space, **kwargs)
-        self.n_startup_trials = int(n_startup_trials)
-        self.n_ei_candidates = int(n_ei_candidates)
-        self.multivariate = bool(multivariate)
-        self.max_asks = int(max_asks)
+    def __init__(self, space, *, config: TPEConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
         mask = self.space.token_mask()
         self.dists = {
             f"t{pos}": CategoricalDistribution([int(t) for t in np.flatnonzero(row)])
@@ -59,10 +69,11 @@ class TPESearcher(ArchSearcher):
 
     def _make_study(self) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        c = self.config
         sampler = optuna.samplers.TPESampler(
-            n_startup_trials=self.n_startup_trials,
-            n_ei_candidates=self.n_ei_candidates,
-            multivariate=self.multivariate,
+            n_startup_trials=c.n_startup_trials,
+            n_ei_candidates=c.n_ei_candidates,
+            multivariate=c.multivariate,
             seed=int(self.rng.integers(2**31 - 1)),
         )
         return optuna.create_study(direction="maximize", sampler=sampler)
@@ -71,7 +82,7 @@ class TPESearcher(ArchSearcher):
         if self.study is None:
             self.study = self._make_study()
         known = {h["key"]: h["score"] for h in self.history if not h["error"]}
-        for _ in range(self.max_asks):
+        for _ in range(self.config.max_asks):
             trial = self.study.ask(self.dists)
             tokens = [trial.params[f"t{pos}"] for pos in range(len(self.dists))]
             try:

@@ -15,9 +15,9 @@ from raynas.benchmarks._import import import_table
 from raynas.runner import simulate
 from raynas.runner._study import BenchmarkCost
 from raynas.searchers import get_searcher, searcher_options
+from raynas.searchers._neural import encode_archs, train_epochs
 from raynas.searchers.dnas import (
     DNASConfig,
-    DNASSearcher,
     dense_region,
     dense_regions,
     latent_size_rule,
@@ -25,7 +25,6 @@ from raynas.searchers.dnas import (
     sample_latents,
     sample_region,
 )
-from raynas.searchers.nao._seq2seq import encode_archs, train_epochs
 from raynas.spaces import get_space, space_names
 
 # Small settings so that a study of a few dozen queries trains in about a second.
@@ -37,7 +36,7 @@ FAST = dict(
 
 def _dnas(space, seed=0, **kw):
     opts = {**FAST, **kw}
-    return DNASSearcher(space, metric="test_accuracy", mode="max", seed=seed, device="cpu", **opts)
+    return get_searcher("dnas", space, metric="test_accuracy", mode="max", seed=seed, device="cpu", **opts)
 
 
 def _configs(state):
@@ -292,7 +291,7 @@ def test_options_are_listed_with_paper_defaults():
 
 
 def test_explain_short_study(nb201, tmp_path):
-    from raynas._explain import explain
+    from raynas.searchers.dnas._explain import explain
 
     s = _dnas(nb201.space, seed=1)
     simulate(s, nb201, 20)

@@ -2,20 +2,19 @@
 
 Results live in a dense ``float64`` array indexed ``(cell, fidelity, seed, metric)`` (NaN where
 not measured), next to the list of canonical cell keys; the same data round-trips through a
-long-format ``pyarrow.Table`` (one row per cell, fidelity and seed) for Parquet storage.
+long-format ``pyarrow.Table`` (one row per cell, fidelity and seed) for Parquet storage, laid
+out and read back by :mod:`raynas.benchmarks._table_layout`.
 Queries go by canonical key, so isomorphic encodings of one cell share their row.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from raynas._errors import (
     BenchmarkFormatError,
@@ -23,14 +22,13 @@ from raynas._errors import (
     InvalidArchitectureError,
     UnknownNameError,
 )
-from raynas.spaces import Arch, Space, get_space
+from raynas.benchmarks import _table_layout as _layout
+from raynas.spaces import Arch, Space
 
 #: Metrics where smaller is better; every other metric is maximised.
 MINIMISED = frozenset({"params", "flops", "latency", "train_time", "loss", "val_loss"})
 #: Metrics that describe the cell itself (known without training it).
 COST_METRICS = ("params", "flops", "latency")
-_FORMAT_VERSION = 2
-_LAYOUT_COLUMNS = ("cell", "key", "arch", "fidelity", "run")
 
 
 def default_mode(metric: str) -> str:
@@ -263,52 +261,13 @@ class TabularBenchmark:
 
         ``cell`` numbers the cells; their ``key`` and ``arch`` string are written on each cell's
         first row only (null elsewhere), which keeps million-row tables small and fast to read.
+        The layout is :mod:`raynas.benchmarks._table_layout`'s.
         """
-        n, f, s, m = self.values.shape
-        cell = np.repeat(np.arange(n, dtype=np.int32), f * s)
-        fid = np.tile(np.repeat(np.arange(f), s), n)
-        run = np.tile(np.arange(s), n * f)
-        flat = self.values.reshape(n * f * s, m)
-        keep = ~np.all(np.isnan(flat), axis=1)
-        cell, fid, run, flat = cell[keep], fid[keep], run[keep], flat[keep]
-        first = np.ones(len(cell), dtype=bool)
-        first[1:] = cell[1:] != cell[:-1]
-        fids = np.array([-1 if x is None else x for x in self.fidelities], dtype=np.int32)
-        keys = np.asarray(self.keys, dtype=object)
-        strings = np.asarray(self.strings, dtype=object)
-        cols = {
-            "cell": pa.array(cell),
-            "key": pa.array(np.where(first, keys[cell], None), pa.string()),
-            "arch": pa.array(np.where(first, strings[cell], None), pa.string()),
-            "fidelity": pa.array(fids[fid]),
-            "run": pa.array(run.astype(np.int16)),
-        }
-        for j, name in enumerate(self.metrics):
-            cols[name] = pa.array(flat[:, j])
-        meta = {
-            "raynas": json.dumps(
-                {
-                    "format": _FORMAT_VERSION,
-                    "name": self.name,
-                    "dataset": self.dataset,
-                    "space": self.space.name,
-                    "space_options": self.space.options,
-                    "fidelities": self.fidelities,
-                    "runs": s,
-                    "time_model": self.time_model,
-                }
-            )
-        }
-        return pa.table(cols).replace_schema_metadata(meta)
+        return _layout.to_arrow(self)
 
     def to_parquet(self, path: str | Path) -> Path:
         """Write the table atomically to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        pq.write_table(self.to_arrow(), tmp, compression="zstd")
-        tmp.replace(path)
-        return path
+        return _layout.write_parquet(self.to_arrow(), path)
 
     @classmethod
     def from_arrow(cls, table: pa.Table, source: str = "", space: Space | None = None) -> TabularBenchmark:
@@ -319,67 +278,12 @@ class TabularBenchmark:
     def from_parquet(cls, path: str | Path) -> TabularBenchmark:
         """Load a table written by :meth:`to_parquet`, one column at a time (bounded memory)."""
         path = Path(path)
-        try:
-            pfile = pq.ParquetFile(path)
-            schema = pfile.schema_arrow
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise BenchmarkFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
-
-        def column(name: str) -> pa.ChunkedArray:
-            try:
-                return pfile.read(columns=[name]).column(0)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise BenchmarkFormatError(f"{path}: column {name!r} is unreadable ({exc})") from exc
-
+        schema, column = _layout.open_parquet(path)
         return cls._from_columns(schema, column, str(path), None)
 
     @classmethod
     def _from_columns(cls, schema: pa.Schema, column, source: str, space: Space | None) -> TabularBenchmark:
-        meta_raw = (schema.metadata or {}).get(b"raynas")
-        if meta_raw is None:
-            raise BenchmarkFormatError(
-                f"{source or 'table'} was not written by raynas (no 'raynas' schema metadata); "
-                "import foreign tables with `raynas data import`"
-            )
-        meta = json.loads(meta_raw)
-        names = schema.names
-        if meta.get("format") != _FORMAT_VERSION or not set(_LAYOUT_COLUMNS) <= set(names):
-            raise BenchmarkFormatError(
-                f"{source or 'table'}: unsupported raynas table layout (format {meta.get('format')}); "
-                "convert the official data again with `raynas data convert`"
-            )
-        space = space or get_space(meta["space"], **meta.get("space_options", {}))
-        fidelities = [None if x in (-1, None) else int(x) for x in meta["fidelities"]]
-        metrics = [c for c in names if c not in _LAYOUT_COLUMNS]
-        raw_cell = column("cell").to_numpy().astype(np.int64)
-        key_col = column("key")
-        first = key_col.is_valid().to_numpy(zero_copy_only=False)
-        keys = key_col.filter(first).to_pylist()
-        del key_col
-        strings = column("arch").filter(first).to_pylist()
-        # Renumber cells 0..n-1 in order of appearance (their first rows).
-        remap = np.full(int(raw_cell.max()) + 1 if len(raw_cell) else 0, -1, dtype=np.int64)
-        remap[raw_cell[first]] = np.arange(int(first.sum()))
-        cell = remap[raw_cell]
-        del raw_cell, remap
-        if len(cell) and cell.min() < 0:
-            raise BenchmarkFormatError(f"{source or 'table'}: a cell has rows but no key")
-        fid_raw = column("fidelity").to_numpy()
-        fid = np.zeros(len(fid_raw), dtype=np.int64)
-        for i, x in enumerate(fidelities):
-            fid[fid_raw == (-1 if x is None else x)] = i
-        run = column("run").to_numpy().astype(np.int64)
-        flat = np.ravel_multi_index((cell, fid, run), (len(keys), len(fidelities), int(meta["runs"])))
-        del cell, fid, run, fid_raw
-        values = np.full((len(keys), len(fidelities), int(meta["runs"]), len(metrics)), np.nan)
-        view = values.reshape(-1, len(metrics))
-        for j, name in enumerate(metrics):
-            view[flat, j] = column(name).to_numpy()
-        del flat
-        return cls(
-            meta["name"], space, keys, strings, values, metrics, fidelities,
-            dataset=meta.get("dataset"), source=source, time_model=meta.get("time_model"),
-        )
+        return cls(**_layout.from_columns(schema, column, source, space))
 
 
 def _rebuild(desc, keys, strings, values, time_fn, space):

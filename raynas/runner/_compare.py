@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
 from raynas.runner._study import SEARCHER_FILE, SIM_FILE, StudySpec, study_trainable
-from raynas.searchers import searcher_names
+from raynas.searchers import check_options, searcher_names
 
 #: Strategies that train a neural controller and get a GPU when the cluster has one.
 NEURAL_METHODS = frozenset({"dnas", "nao", "seminas", "arch2vec", "enas", "snas"})
@@ -74,6 +74,11 @@ class CompareConfig:
             raise ValueError(f"methods are listed twice: {self.methods}")
         for name, limit in self.max_cost.items():
             check_positive(f"max_{name}", limit)
+        for method, options in self.options.items():
+            if method not in self.methods:
+                raise ValueError(f"options are given for {method!r}, which is not among the methods run "
+                                 f"({', '.join(self.methods)})")
+            check_options(method, options)
 
     def studies(self, metric: str, mode: str) -> list[StudySpec]:
         return [

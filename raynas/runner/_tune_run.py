@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raynas._errors import RaynasError, check_positive
+from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
 from raynas.runner._compare import (
     EXPERIMENT_FILE,
@@ -25,6 +25,7 @@ from raynas.runner._compare import (
     write_rows,
 )
 from raynas.runner._study import StudySpec, build_searcher
+from raynas.searchers import check_options, searcher_names
 from raynas.trainables.tabular import tabular_trainable
 
 
@@ -50,6 +51,9 @@ class TuneRunConfig:
         check_positive("budget", self.budget)
         check_positive("workers", self.workers)
         check_positive("cpus_per_trial", self.cpus_per_trial)
+        if self.method not in searcher_names():
+            raise UnknownNameError("method", self.method, searcher_names())
+        check_options(self.method, self.options)
 
 
 def _trainable(cfg: TuneRunConfig, bench: TabularBenchmark):

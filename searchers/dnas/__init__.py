@@ -1,7 +1,8 @@
 """DNAS: Disentangled Neural Architecture Search (Zheng, Wang, Wang & Shi).
 
 ``DNASSearcher`` is the registry's ``"dnas"``; the controller and the pure latent-space helpers
-(dense regions of Eq. 4, the Eq. 7 step) are public for tests and for :mod:`raynas._explain`.
+(dense regions of Eq. 4, the Eq. 7 step) are public for tests and for :func:`explain`, which reads a saved DNAS study and
+shows what its latent dimensions control (``raynas explain``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from raynas.searchers.dnas._controller import (
     LossWeights,
     latent_size_rule,
 )
+from raynas.searchers.dnas._disentangle import attributes, disentanglement
+from raynas.searchers.dnas._explain import explain, load_searcher
 from raynas.searchers.dnas._latent import (
     Interval,
     Region,
@@ -32,11 +35,15 @@ __all__ = [
     "Interval",
     "LossWeights",
     "Region",
+    "attributes",
     "dense_region",
     "dense_regions",
+    "disentanglement",
     "edge_codes",
+    "explain",
     "latent_size_rule",
     "latent_step",
+    "load_searcher",
     "sample_latents",
     "sample_region",
 ]

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from raynas.searchers.nao._seq2seq import dropout, pick_tokens
+from raynas.searchers._neural import dropout, pick_tokens
 
 _NEG = -1e9  # logit of a masked token (finite, so masked rows never give NaN gradients)
 

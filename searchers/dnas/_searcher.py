@@ -1,6 +1,6 @@
 """`DNASSearcher`: Disentangled Neural Architecture Search (Zheng, Wang, Wang & Shi).
 
-Algorithm 1 of the paper on the shared controller loop (:mod:`raynas.searchers.nao._loop`):
+Algorithm 1 of the paper on the shared controller loop (:mod:`raynas.searchers._neural._loop`):
 ``n_initial`` random cells, then per iteration
 
 1. train the beta-VAE controller as SemiNAS does: ``pretrain_epochs`` on the evaluated cells,
@@ -25,24 +25,18 @@ autoencoder (``z = mu``), the paper's Table 3.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from raynas.searchers._base import CostFn
-from raynas.searchers.dnas._controller import (
-    ControllerConfig,
-    DNASController,
-    LossWeights,
-    latent_size_rule,
-)
-from raynas.searchers.dnas._latent import dense_regions, edge_codes, latent_step, sample_latents
-from raynas.searchers.nao._loop import ControllerSearcher
-from raynas.searchers.nao._seq2seq import (
+from raynas.searchers._config import require
+from raynas.searchers._neural import (
+    ControllerSearcher,
     Normaliser,
     build_module,
+    check_loop_sizes,
     decode_archs,
     encode_archs,
     fit_semi_supervised,
@@ -51,10 +45,17 @@ from raynas.searchers.nao._seq2seq import (
     sample_unlabeled,
     train_epochs,
 )
+from raynas.searchers.dnas._controller import (
+    ControllerConfig,
+    DNASController,
+    LossWeights,
+    latent_size_rule,
+)
+from raynas.searchers.dnas._latent import dense_regions, edge_codes, latent_step, sample_latents
 from raynas.spaces import Arch, Space
 
 
-@dataclass
+@dataclass(frozen=True)
 class DNASConfig:
     """Every DNAS option; paper values (Zheng et al.) where the paper gives one.
 
@@ -106,78 +107,37 @@ class DNASConfig:
     device: str = "auto"  # CUDA when available, else CPU
     num_threads: int | None = 1  # torch threads while training (restored afterwards)
 
-
-_D = DNASConfig  # defaults of the keyword arguments below come from the dataclass
+    def __post_init__(self) -> None:
+        check_loop_sizes(self)
+        require(self.latent_size is None or self.latent_size >= 1, f"latent_size must be >= 1, got {self.latent_size}")
+        for name in ("n_samples", "top_k", "max_steps", "top_p"):
+            require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("eps_dense", "eps_edge", "edge_band", "dropout"):
+            require(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
+        require(self.eps_dense + self.eps_edge <= 1.0,
+                f"eps_dense + eps_edge must be <= 1 (the rest comes from N(0, I)), got {self.eps_dense + self.eps_edge}")
+        require(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
 
 
 class DNASSearcher(ControllerSearcher):
     """Disentangled NAS: a beta-VAE controller searched by dense sampling and latent optimisation.
 
-    Every field of :class:`DNASConfig` is a keyword argument; ``config=`` gives them all at once
-    (keywords that differ from the defaults override it).
+    Args:
+        space: The search space.
+        config: :class:`DNASConfig`.
+        **base: :class:`~raynas.searchers.ArchSearcher` arguments.
 
     Example:
         >>> s = DNASSearcher("nasbench201", metric="test_accuracy", mode="max", seed=0,
-        ...                  n_unlabeled=100)  # doctest: +SKIP
+        ...                  config=DNASConfig(n_unlabeled=100))  # doctest: +SKIP
         >>> s.suggest("t0")  # doctest: +SKIP
     """
 
     name = "dnas"
+    config_class = DNASConfig
 
-    def __init__(
-        self,
-        space: Space | str,
-        metric: str | None = None,
-        mode: str | None = None,
-        seed: int = 0,
-        candidates: list[Arch] | None = None,
-        cost_fn: CostFn | None = None,
-        max_cost: dict[str, float] | None = None,
-        max_retries: int = 100,
-        *,
-        config: DNASConfig | None = None,
-        latent_size: int | None = _D.latent_size,
-        decoder_layers: int = _D.decoder_layers,
-        alpha: float = _D.alpha,
-        lambda_flops: float = _D.lambda_flops,
-        mu_rec: float = _D.mu_rec,
-        beta: float = _D.beta,
-        lr: float = _D.lr,
-        weight_decay: float = _D.weight_decay,
-        dropout: float = _D.dropout,
-        acc_clip: float = _D.acc_clip,
-        n_unlabeled: int = _D.n_unlabeled,
-        up_sample: int = _D.up_sample,
-        pretrain_epochs: int = _D.pretrain_epochs,
-        epochs: int = _D.epochs,
-        warmup_epochs: int = _D.warmup_epochs,
-        train_batch_size: int = _D.train_batch_size,
-        n_initial: int = _D.n_initial,
-        batch: int = _D.batch,
-        dense_sampling: bool = _D.dense_sampling,
-        n_samples: int = _D.n_samples,
-        top_k: int = _D.top_k,
-        sigma: float = _D.sigma,
-        eps_dense: float = _D.eps_dense,
-        eps_edge: float = _D.eps_edge,
-        edge_band: float = _D.edge_band,
-        top_p: int = _D.top_p,
-        tau: float = _D.tau,
-        eta_acc: float = _D.eta_acc,
-        eta_flops: float = _D.eta_flops,
-        max_steps: int = _D.max_steps,
-        disentangle: bool = _D.disentangle,
-        repairs: int = _D.repairs,
-        device: str = _D.device,
-        num_threads: int | None = _D.num_threads,
-    ):
-        super().__init__(space, metric, mode, seed, candidates, cost_fn, max_cost, max_retries)
-        given = locals()
-        options = asdict(config) if config is not None else asdict(DNASConfig())
-        for f in fields(DNASConfig):  # keywords that differ from the defaults override `config`
-            if given[f.name] != getattr(DNASConfig, f.name):
-                options[f.name] = given[f.name]
-        self.config = DNASConfig(**options)
+    def __init__(self, space: Space | str, *, config: DNASConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
         c = self.config
         self.ctrl_config = ControllerConfig(
             vocab_size=self.space.vocab_size,
@@ -343,7 +303,6 @@ class DNASSearcher(ControllerSearcher):
     def _state_dict(self) -> dict[str, Any]:
         state = self._loop_state()
         state.update(
-            config=asdict(self.config),
             controller=asdict(self.ctrl_config),
             space=self.space.name,
             cost_metric=self.cost_metric,

@@ -1,21 +1,20 @@
 """NAO (Luo et al., 2018) and SemiNAS (Luo et al., 2020), the baselines of DNAS.
 
-``NAOSearcher`` is the registry's ``"nao"`` and ``SemiNASSearcher`` its ``"seminas"``. The
-private modules also hold what DNAS shares with them: the sequence helpers (``_seq2seq``) and
-the train-generate loop (``_loop``).
+``NAOSearcher`` is the registry's ``"nao"`` and ``SemiNASSearcher`` its ``"seminas"``; the
+controller loop and sequence helpers they share with DNAS live in
+:mod:`raynas.searchers._neural`.
 """
 
 from __future__ import annotations
 
-from raynas.searchers.nao._loop import ControllerSearcher
-from raynas.searchers.nao._model import NAOConfig, NAOController
-from raynas.searchers.nao._searcher import NAOSearcher, NAOSettings, SemiNASSearcher
+from raynas.searchers.nao._model import NAOController, NAOControllerConfig
+from raynas.searchers.nao._searcher import NAOConfig, NAOSearcher, SemiNASConfig, SemiNASSearcher
 
 __all__ = [
-    "ControllerSearcher",
     "NAOConfig",
     "NAOController",
+    "NAOControllerConfig",
     "NAOSearcher",
-    "NAOSettings",
+    "SemiNASConfig",
     "SemiNASSearcher",
 ]

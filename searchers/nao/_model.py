@@ -18,13 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from raynas.searchers.nao._seq2seq import dropout, pick_tokens
+from raynas.searchers._neural import dropout, pick_tokens
 
 _NEG = -1e9  # logit of a masked token
 
 
 @dataclass
-class NAOConfig:
+class NAOControllerConfig:
     """Controller sizes; defaults are SemiNAS's NAS-Bench-101 script (renqianluo/SemiNAS)."""
 
     vocab_size: int
@@ -60,7 +60,7 @@ class NAOController(nn.Module):
         mask: Boolean ``(T, V)`` array of allowed tokens per position (``space.token_mask()``).
     """
 
-    def __init__(self, cfg: NAOConfig, mask: np.ndarray):
+    def __init__(self, cfg: NAOControllerConfig, mask: np.ndarray):
         super().__init__()
         self.cfg = cfg
         V, H = cfg.vocab_size, cfg.hidden_size

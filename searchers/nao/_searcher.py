@@ -9,18 +9,18 @@ labelled cells for a second training phase, and the best of both seed the search
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from raynas.searchers._base import CostFn
-from raynas.searchers.nao._loop import ControllerSearcher
-from raynas.searchers.nao._model import NAOConfig, NAOController
-from raynas.searchers.nao._seq2seq import (
+from raynas.searchers._config import require
+from raynas.searchers._neural import (
+    ControllerSearcher,
     Normaliser,
     build_module,
+    check_loop_sizes,
     decode_archs,
     encode_archs,
     fit_semi_supervised,
@@ -29,12 +29,13 @@ from raynas.searchers.nao._seq2seq import (
     sample_unlabeled,
     train_epochs,
 )
+from raynas.searchers.nao._model import NAOController, NAOControllerConfig
 from raynas.spaces import Arch, Space
 
 
-@dataclass
-class NAOSettings:
-    """NAO / SemiNAS options; defaults from SemiNAS's NAS-Bench-101 script (renqianluo/SemiNAS).
+@dataclass(frozen=True)
+class NAOConfig:
+    """NAO options; defaults from SemiNAS's NAS-Bench-101 script (renqianluo/SemiNAS).
 
     Epochs and loop sizes are scaled from the paper's GPU schedule (1000 + 500 epochs, 100 initial
     cells, 100 new per iteration) to query budgets of 100-300 cells on one CPU core.
@@ -65,67 +66,40 @@ class NAOSettings:
     device: str = "auto"
     num_threads: int | None = 1
 
+    def __post_init__(self) -> None:
+        check_loop_sizes(self)
+        require(0.0 <= self.trade_off <= 1.0, f"trade_off must be in [0, 1], got {self.trade_off}")
+        require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        require(self.n_unlabeled >= 0, f"n_unlabeled must be >= 0, got {self.n_unlabeled}")
 
-_D = NAOSettings
+
+@dataclass(frozen=True)
+class SemiNASConfig(NAOConfig):
+    """SemiNAS options: NAO's plus ``M`` pseudo-labelled cells (Luo et al., 2020)."""
+
+    pretrain_epochs: int = 50  # the second phase trains the controller too (SemiNAS: 1000)
+    n_unlabeled: int = 10_000  # SemiNAS: M = 10,000
 
 
 class NAOSearcher(ControllerSearcher):
     """Neural Architecture Optimization: search by gradient steps in a learned embedding.
 
-    Every field of :class:`NAOSettings` is a keyword argument (``settings=`` gives them all).
+    Args:
+        space: The search space.
+        config: :class:`NAOConfig`.
+        **base: :class:`~raynas.searchers.ArchSearcher` arguments.
 
     Example:
         >>> s = NAOSearcher("nasbench201", metric="test_accuracy", mode="max", seed=0)  # doctest: +SKIP
     """
 
     name = "nao"
+    config_class = NAOConfig
 
-    def __init__(
-        self,
-        space: Space | str,
-        metric: str | None = None,
-        mode: str | None = None,
-        seed: int = 0,
-        candidates: list[Arch] | None = None,
-        cost_fn: CostFn | None = None,
-        max_cost: dict[str, float] | None = None,
-        max_retries: int = 100,
-        *,
-        settings: NAOSettings | None = None,
-        hidden_size: int = _D.hidden_size,
-        encoder_layers: int = _D.encoder_layers,
-        decoder_layers: int = _D.decoder_layers,
-        mlp_layers: int = _D.mlp_layers,
-        mlp_hidden_size: int = _D.mlp_hidden_size,
-        dropout: float = _D.dropout,
-        trade_off: float = _D.trade_off,
-        lr: float = _D.lr,
-        weight_decay: float = _D.weight_decay,
-        grad_bound: float = _D.grad_bound,
-        train_batch_size: int = _D.train_batch_size,
-        acc_clip: float = _D.acc_clip,
-        pretrain_epochs: int = _D.pretrain_epochs,
-        epochs: int = _D.epochs,
-        warmup_epochs: int = _D.warmup_epochs,
-        n_unlabeled: int = _D.n_unlabeled,
-        up_sample: int = _D.up_sample,
-        top_k: int = _D.top_k,
-        max_step_size: int = _D.max_step_size,
-        n_initial: int = _D.n_initial,
-        batch: int = _D.batch,
-        repairs: int = _D.repairs,
-        device: str = _D.device,
-        num_threads: int | None = _D.num_threads,
-    ):
-        super().__init__(space, metric, mode, seed, candidates, cost_fn, max_cost, max_retries)
-        given = locals()
-        options = asdict(settings) if settings is not None else asdict(NAOSettings())
-        for f in fields(NAOSettings):  # keywords that differ from the defaults override `settings`
-            if given[f.name] != getattr(NAOSettings, f.name):
-                options[f.name] = given[f.name]
-        self.settings = NAOSettings(**options)
-        s = self.settings
-        self.model_config = NAOConfig(
+    def __init__(self, space: Space | str, *, config: NAOConfig | None = None, **base: Any):
+        super().__init__(space, config=config, **base)
+        s = self.config
+        self.model_config = NAOControllerConfig(
             self.space.vocab_size, self.space.seq_length, s.hidden_size, s.encoder_layers,
             s.decoder_layers, s.mlp_layers, s.mlp_hidden_size, s.dropout,
         )
@@ -136,7 +110,7 @@ class NAOSearcher(ControllerSearcher):
         mask = mask_tensor(self.space).numpy()
         self.model = build_module(lambda: NAOController(self.model_config, mask), self.device, gen)
         self.model.eval()
-        self.optimizer = make_adam(self.model, self.settings.lr, self.settings.weight_decay)
+        self.optimizer = make_adam(self.model, self.config.lr, self.config.weight_decay)
 
     @torch.no_grad()
     def predict(self, archs: list[Arch], chunk: int = 4096) -> np.ndarray:
@@ -155,11 +129,11 @@ class NAOSearcher(ControllerSearcher):
             rows = rows.to(self.device)
             return self.model.generate(outputs[rows], emb[rows], greedy, temperature, gen)
 
-        return decode_archs(self.space, run, len(emb), self.settings.repairs, self.decode_stats)
+        return decode_archs(self.space, run, len(emb), self.config.repairs, self.decode_stats)
 
     # ------------------------------------------------------------------ training
     def _train(self, archs: list[Arch], scores: np.ndarray, gen: torch.Generator) -> None:
-        s = self.settings
+        s = self.config
         self.acc_norm = Normaliser.fit(scores, clip=s.acc_clip, robust=True)
         acc = self.acc_norm.encode(scores)
 
@@ -194,7 +168,7 @@ class NAOSearcher(ControllerSearcher):
     # ------------------------------------------------------------------ candidates
     def _generate(self, gen: torch.Generator) -> list[Arch]:
         """Move the top-k cells' encoder outputs with step sizes 1, 2, ... until a batch is new."""
-        s = self.settings
+        s = self.config
         cells, targets = self._pool
         order = np.argsort(-targets, kind="stable")[: s.top_k]
         tokens = encode_archs(self.space, [cells[i] for i in order], self.device)
@@ -218,7 +192,7 @@ class NAOSearcher(ControllerSearcher):
     # ------------------------------------------------------------------ state
     def _state_dict(self) -> dict[str, Any]:
         state = self._loop_state()
-        state.update(settings=asdict(self.settings), space=self.space.name)
+        state.update(space=self.space.name)
         return state
 
 
@@ -230,24 +204,4 @@ class SemiNASSearcher(NAOSearcher):
     """
 
     name = "seminas"
-
-    def __init__(
-        self,
-        space: Space | str,
-        metric: str | None = None,
-        mode: str | None = None,
-        seed: int = 0,
-        candidates: list[Arch] | None = None,
-        cost_fn: CostFn | None = None,
-        max_cost: dict[str, float] | None = None,
-        max_retries: int = 100,
-        *,
-        n_unlabeled: int = 10_000,  # SemiNAS: M = 10,000
-        pretrain_epochs: int = 50,  # the second phase trains the controller too (SemiNAS: 1000)
-        **kwargs: Any,
-    ):
-        own = {"n_unlabeled": (n_unlabeled, 10_000), "pretrain_epochs": (pretrain_epochs, 50)}
-        settings = kwargs.get("settings")
-        for name, (value, default) in own.items():  # a settings object wins over our defaults
-            kwargs[name] = getattr(settings, name) if settings is not None and value == default else value
-        super().__init__(space, metric, mode, seed, candidates, cost_fn, max_cost, max_retries, **kwargs)
+    config_class = SemiNASConfig

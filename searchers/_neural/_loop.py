@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers.nao._seq2seq import (
+from raynas.searchers._config import require
+from raynas.searchers._neural._seq2seq import (
     DecodeStats,
     Normaliser,
     resolve_device,
@@ -28,6 +29,21 @@ from raynas.searchers.nao._seq2seq import (
 from raynas.spaces import Arch
 
 _LOOP_VERSION = 1
+
+
+def check_loop_sizes(config: Any) -> None:
+    """Range checks shared by the controller searchers' configs (call from ``__post_init__``)."""
+    for name in ("n_initial", "batch", "train_batch_size", "up_sample"):
+        require(getattr(config, name) >= 1, f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in ("pretrain_epochs", "epochs", "warmup_epochs", "repairs", "n_unlabeled"):
+        require(getattr(config, name) >= 0, f"{name} must be >= 0, got {getattr(config, name)}")
+    require(config.num_threads is None or config.num_threads >= 1,
+            f"num_threads must be >= 1 or null, got {config.num_threads}")
+    try:
+        if config.device != "auto":
+            torch.device(config.device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}") from None
 
 
 class ControllerSearcher(ArchSearcher):
@@ -43,8 +59,6 @@ class ControllerSearcher(ArchSearcher):
     def _setup_loop(
         self, n_initial: int, batch: int, device: str, num_threads: int | None = 1, cost_metric: str | None = None
     ) -> None:
-        if n_initial < 1 or batch < 1:
-            raise ValueError(f"n_initial and batch must be >= 1, got {n_initial}, {batch}")
         self.n_initial = int(n_initial)
         self.batch = int(batch)
         self.device = resolve_device(device)
