@@ -35,25 +35,40 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Strategies registered as class objects by ``register_searcher``.
+_CLASSES: dict[str, type[ArchSearcher]] = {}
+
+
 def searcher_names() -> list[str]:
     """Strategies whose module is present in this installation."""
-    return [n for n, (mod, _, _) in _REGISTRY.items() if importlib.util.find_spec(mod) is not None]
+    return [n for n, (mod, _, _) in _REGISTRY.items() if n in _CLASSES or importlib.util.find_spec(mod) is not None]
 
 
 def register_searcher(name: str, cls: type[ArchSearcher] | str, description: str = "") -> None:
-    """Make a strategy of your own available by ``name`` (``cls`` or ``"module:Class"``)."""
+    """Make a strategy of your own available by ``name``.
+
+    Args:
+        name: The name ``get_searcher`` and ``--methods`` will know it by.
+        cls: The :class:`ArchSearcher` subclass, or ``"module:Class"`` to import it lazily (the
+            form that also works in Ray workers, which import it by that path).
+        description: One line for ``raynas searchers``.
+    """
     if isinstance(cls, str):
         module, _, attr = cls.partition(":")
+        _CLASSES.pop(name, None)
     else:
         if not (isinstance(cls, type) and issubclass(cls, ArchSearcher)):
             raise TypeError(f"{cls!r} is not an ArchSearcher subclass")
         module, attr = cls.__module__, cls.__qualname__
+        _CLASSES[name] = cls
     _REGISTRY[name] = (module, attr, description or name)
 
 
 def searcher_class(name: str) -> type[ArchSearcher]:
     if name not in _REGISTRY or name not in searcher_names():
         raise UnknownNameError("method", name, searcher_names())
+    if name in _CLASSES:
+        return _CLASSES[name]
     module, cls, _ = _REGISTRY[name]
     return getattr(importlib.import_module(module), cls)
 

@@ -1,4 +1,11 @@
-"""Shared fixtures: the published benchmark data in ../shared/data and one Ray instance."""
+"""Shared fixtures: benchmark data and one Ray instance.
+
+Fixtures that need ../shared/data (they skip when it is absent): ``nb201_csv``, ``macro_json``,
+``nb201``, ``macro`` and ``shared_file(...)``, for tests of the complete official files. Fixtures
+that need no outside file: ``graph`` (NAS-Bench-Graph, embedded in its PyPI package) and
+``nb201_excerpt`` / ``macro_excerpt`` (partial tables cut from the official files, committed
+under tests/data, see tests/data/README.md), plus ``ray_session``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+DATA = Path(__file__).resolve().parent / "data"
+NB201_EXCERPT = DATA / "nb201_excerpt.csv"
+MACRO_EXCERPT = DATA / "macro_excerpt.json"
 SHARED = Path(os.environ.get("RAYNAS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
@@ -40,6 +50,30 @@ def macro(macro_json):
     from raynas import benchmarks
 
     return benchmarks.load("nasbench_macro", path=macro_json)
+
+
+@pytest.fixture(scope="session")
+def graph():
+    """The complete NAS-Bench-Graph table for Cora (26,206 cells; val/test accuracy, latency, params)."""
+    from raynas import benchmarks
+
+    return benchmarks.load("nasbench_graph", dataset="cora")
+
+
+@pytest.fixture(scope="session")
+def nb201_excerpt():
+    """NAS-Bench-201 CIFAR-10 from tests/data/nb201_excerpt.csv: a partial table (400 CSV rows)."""
+    from raynas import benchmarks
+
+    return benchmarks.load("nasbench201", path=NB201_EXCERPT, dataset="cifar10")
+
+
+@pytest.fixture(scope="session")
+def macro_excerpt():
+    """NAS-Bench-Macro from tests/data/macro_excerpt.json: a partial table of 400 cells."""
+    from raynas import benchmarks
+
+    return benchmarks.load("nasbench_macro", path=MACRO_EXCERPT)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -28,14 +29,25 @@ def test_spaces_lists_every_space(cli):
     assert "15,625" in res.output and "6,466" in res.output
 
 
-def test_benchmarks_say_where_data_is(cli, nb201_csv, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+def test_benchmarks_say_where_data_is(cli, tmp_path, monkeypatch):
+    from conftest import NB201_EXCERPT
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("RAYNAS_DATA", raising=False)
-    res = cli("benchmarks", "--data", nb201_csv.parent)
+    folder = tmp_path / "data"
+    (folder / "nasbench201").mkdir(parents=True)
+    csv = folder / "nasbench201" / "nats_bench.csv"  # found one level down, as in ../shared/data
+    shutil.copy(NB201_EXCERPT, csv)
+    res = cli("benchmarks", "--data", folder)
     assert res.exit_code == 0
-    assert str(nb201_csv) in res.output
+    assert str(csv) in res.output
     assert "nasbench_macro" in res.output and "NOT FOUND" in res.output
     assert "embedded" in res.output
+    # a converted Parquet file in the user data folder is found without --data, and preferred
+    dest = tmp_path / "xdg" / "raynas" / "nasbench201_cifar10.parquet"
+    assert cli("data", "convert", "nasbench201", csv).exit_code == 0 and dest.is_file()
+    res = cli("benchmarks")
+    assert str(dest) in res.output and str(csv) not in res.output
 
 
 def test_searchers_list_options(cli):
@@ -44,12 +56,15 @@ def test_searchers_list_options(cli):
     assert "tpe" in res.output
 
 
-def test_data_convert_and_info(cli, macro_json, tmp_path):
+def test_data_convert_and_info(cli, macro_excerpt, tmp_path):
     dest = tmp_path / "m.parquet"
-    res = cli("data", "convert", "nasbench_macro", macro_json, "--out", dest)
-    assert res.exit_code == 0 and "6,561 cells" in res.output
+    res = cli("data", "convert", "nasbench_macro", macro_excerpt.source, "--out", dest)
+    assert res.exit_code == 0 and "400 cells" in res.output
     info = json.loads(cli("data", "info", dest).output)
-    assert info["cells"] == 6561 and info["optimum test_accuracy"] == pytest.approx(93.1267, abs=1e-3)
+    assert info["cells"] == 400 and info["partial"] is True
+    # the excerpt keeps the 30 best cells, so its optimum is the benchmark's (22212220)
+    assert info["optimum test_accuracy"] == pytest.approx(93.1267, abs=1e-3)
+    assert info["optimum test_accuracy"] == pytest.approx(macro_excerpt.optimum("test_accuracy"))
 
 
 def test_data_import(cli, tmp_path):

@@ -1,4 +1,7 @@
-"""cluster.yaml validates offline, and `compare` spreads studies over several Ray nodes."""
+"""cluster.yaml validates offline, and `compare` spreads studies over several Ray nodes.
+
+The multi-node test runs on the committed NAS-Bench-201 excerpt (tests/data): no outside data.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
+
+from raynas.runner._study import StudySpec, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +31,7 @@ def test_cluster_yaml_is_a_valid_ray_cluster():
 
 
 @pytest.mark.slow
-def test_compare_spreads_studies_over_nodes(nb201_csv, tmp_path):
+def test_compare_spreads_studies_over_nodes(nb201_excerpt, tmp_path):
     script = textwrap.dedent(f"""
         import json, ray
         from ray.cluster_utils import Cluster
@@ -34,8 +40,8 @@ def test_compare_spreads_studies_over_nodes(nb201_csv, tmp_path):
         cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
         ray.init(address=cluster.address, log_to_driver=False)
-        cfg = CompareConfig(benchmark="nasbench201", data={str(nb201_csv)!r}, methods=["tpe"],
-                            seeds=4, budget=150, metric="test_accuracy")
+        cfg = CompareConfig(benchmark="nasbench201", data={nb201_excerpt.source!r}, methods=["evolution"],
+                            seeds=4, budget=100, metric="test_accuracy")
         compare(cfg, {str(tmp_path / "exp")!r}, progress=False)
         ray.shutdown()
         cluster.shutdown()
@@ -45,6 +51,12 @@ def test_compare_spreads_studies_over_nodes(nb201_csv, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     studies = json.loads((tmp_path / "exp" / "studies.json").read_text())
-    # TPE studies last seconds, so the three one-CPU nodes run them side by side
-    assert len(studies) == 4 and all(s["error"] is None and s["queries"] == 150 for s in studies.values())
+    # the three one-CPU nodes run the four studies side by side
+    assert len(studies) == 4 and all(s["error"] is None and s["queries"] == 100 for s in studies.values())
     assert len({s["node"] for s in studies.values()}) >= 2
+    # every study kept to the excerpt's cells (a partial table) and matches an in-process run
+    rows = pq.read_table(tmp_path / "exp" / "results.parquet").to_pylist()
+    assert len(rows) == 4 * 100 and not any(r["error"] for r in rows)
+    for seed in range(4):
+        _, st = run_study(StudySpec("evolution", seed, "test_accuracy", "max", 100), nb201_excerpt)
+        assert [r["config"] for r in rows if r["seed"] == seed] == [r["config"] for r in st.rows]

@@ -1,4 +1,8 @@
-"""The simulated backend, the Ray Tune path, and `compare` as one Tune experiment."""
+"""The simulated backend, the Ray Tune path, and `compare` as one Tune experiment.
+
+Runs on data that needs no outside file: the complete NAS-Bench-Graph table (``graph``, searched
+on validation accuracy) and the committed NAS-Bench-201 excerpt (``nb201_excerpt``, partial).
+"""
 
 from __future__ import annotations
 
@@ -16,67 +20,98 @@ from raynas.runner._tune_run import TuneRunConfig, run_tune
 from raynas.searchers import get_searcher
 
 
+def objective(bench) -> str:
+    return "val_accuracy" if "val_accuracy" in bench.metrics else "test_accuracy"
+
+
 def make(name, bench, seed=0, **kw):
-    return get_searcher(name, bench.space, metric="test_accuracy", mode="max", seed=seed, **kw)
+    """A searcher for ``bench`` that keeps to its cells, as the runner builds it for a partial table."""
+    candidates = bench.candidates() if bench.partial else None
+    return get_searcher(name, bench.space, metric=objective(bench), mode="max", seed=seed,
+                        candidates=candidates, **kw)
 
 
-def test_one_worker_clock_is_the_sum_of_training_times(nb201):
-    st = simulate(make("random", nb201), nb201, 30, workers=1)
-    durations = [nb201.eval_time(nb201.space.from_config(json.loads(r["config"]))) for r in st.rows]
+def test_one_worker_clock_is_the_sum_of_training_times(graph):
+    st = simulate(make("random", graph), graph, 30, workers=1)
+    durations = [graph.eval_time(graph.space.from_config(json.loads(r["config"]))) for r in st.rows]
+    assert len(set(durations)) > 20 and all(d > 0 for d in durations)  # Graph's latencies differ
     np.testing.assert_allclose([r["time"] for r in st.rows], np.cumsum(durations))
     assert [r["suggestion"] for r in st.rows] == list(range(30))
+    assert st.clock == pytest.approx(sum(durations))
 
 
-def test_many_workers_finish_in_completion_order(nb201):
-    st = simulate(make("random", nb201), nb201, 60, workers=8)
+@pytest.mark.parametrize("table", ["graph", "nb201_excerpt"])
+def test_many_workers_finish_in_completion_order(request, table):
+    bench = request.getfixturevalue(table)
+    st = simulate(make("random", bench), bench, 60, workers=8)
+    assert not any(r["error"] for r in st.rows)
+    assert len({bench.eval_time(bench.space.from_config(json.loads(r["config"]))) for r in st.rows}) > 5
     times = [r["time"] for r in st.rows]
     assert times == sorted(times)
     assert [r["suggestion"] for r in st.rows] != list(range(60))  # short jobs overtake long ones
-    single = simulate(make("random", nb201), nb201, 60, workers=1)
+    assert sorted(r["suggestion"] for r in st.rows) == list(range(60))
+    single = simulate(make("random", bench), bench, 60, workers=1)
     assert st.clock < single.clock / 4  # eight workers: much shorter simulated wall time
 
 
-def test_same_seed_and_workers_same_rows(nb201):
-    a = simulate(make("evolution", nb201, seed=5), nb201, 80, workers=4).rows
-    b = simulate(make("evolution", nb201, seed=5), nb201, 80, workers=4).rows
+@pytest.mark.parametrize("table", ["graph", "nb201_excerpt"])
+def test_same_seed_and_workers_same_rows(request, table):
+    bench = request.getfixturevalue(table)
+    a = simulate(make("evolution", bench, seed=5), bench, 80, workers=4).rows
+    b = simulate(make("evolution", bench, seed=5), bench, 80, workers=4).rows
     assert a == b
+    assert not any(r["error"] for r in a)
+    c = simulate(make("evolution", bench, seed=6), bench, 80, workers=4).rows
+    assert [r["config"] for r in c] != [r["config"] for r in a]
 
 
 @pytest.mark.parametrize("budget,workers", [(0, 1), (10, 0), (-3, 2)])
-def test_non_positive_budget_or_workers(nb201, budget, workers):
+def test_non_positive_budget_or_workers(graph, budget, workers):
     with pytest.raises(ValueError, match="must be a positive number"):
-        simulate(make("random", nb201), nb201, budget, workers)
+        simulate(make("random", graph), graph, budget, workers)
 
 
-def test_failed_lookups_are_recorded_not_raised(nb201, tmp_path):
+def test_failed_lookups_are_recorded_not_raised(nb201_excerpt, tmp_path):
     from raynas.benchmarks._import import import_table
 
-    space = nb201.space
+    space = nb201_excerpt.space
     archs = [space.sample(np.random.default_rng(i)) for i in range(5)]
     csv = tmp_path / "t.csv"
     csv.write_text("arch,acc\n" + "".join(f"{space.to_string(a)},{i}\n" for i, a in enumerate(archs)))
     bench = import_table(csv, "nasbench201", "arch", {"test_accuracy": "acc"})
     # A searcher that ignores the table's candidates hits untabulated cells.
-    st = simulate(make("random", bench), bench, 20, workers=2)
+    searcher = get_searcher("random", bench.space, metric="test_accuracy", mode="max", seed=0)
+    st = simulate(searcher, bench, 20, workers=2)
     errors = [r["error"] for r in st.rows if r["error"]]
     assert len(st.rows) == 20 and errors
     assert all("CellNotTabulatedError" in e and "not in this table" in e for e in errors)
 
 
-def test_tune_path_matches_simulated_path(ray_session, nb201, tmp_path):
-    cfg = TuneRunConfig(benchmark="nasbench201", method="evolution", seed=7, budget=16,
-                        data=nb201.source, metric="test_accuracy")
+def test_searchers_keep_to_the_cells_of_a_partial_table(nb201_excerpt):
+    assert nb201_excerpt.partial and len(nb201_excerpt) < 400
+    for method in ("random", "evolution"):
+        st = simulate(make(method, nb201_excerpt, seed=3), nb201_excerpt, 100, workers=4)
+        assert len(st.rows) == 100 and not any(r["error"] for r in st.rows)
+        assert all(nb201_excerpt.contains(nb201_excerpt.space.from_config(json.loads(r["config"])))
+                   for r in st.rows)
+
+
+def test_tune_path_matches_simulated_path(ray_session, graph, tmp_path):
+    cfg = TuneRunConfig(benchmark="nasbench_graph", dataset="cora", method="evolution", seed=7, budget=16,
+                        metric="val_accuracy")
     path = run_tune(cfg, tmp_path / "tune")
     tuned = pq.read_table(path).to_pylist()
-    sim = simulate(make("evolution", nb201, seed=7), nb201, 16, workers=1).rows
+    sim = simulate(make("evolution", graph, seed=7), graph, 16, workers=1).rows
+    assert len(tuned) == 16 and not any(r["error"] for r in tuned)
     assert [r["config"] for r in tuned] == [r["config"] for r in sim]
+    assert [r["val_accuracy"] for r in tuned] == pytest.approx([r["val_accuracy"] for r in sim])
     assert [r["test_accuracy"] for r in tuned] == pytest.approx([r["test_accuracy"] for r in sim])
 
 
-def test_tune_path_records_errored_trials(ray_session, tmp_path, nb201):
+def test_tune_path_records_errored_trials(ray_session, tmp_path, nb201_excerpt):
     from raynas.benchmarks._import import import_table
 
-    space = nb201.space
+    space = nb201_excerpt.space
     archs = [space.sample(np.random.default_rng(i)) for i in range(3)]
     csv = tmp_path / "t.csv"
     csv.write_text("arch,acc\n" + "".join(f"{space.to_string(a)},{i}\n" for i, a in enumerate(archs)))
@@ -91,26 +126,28 @@ def test_tune_path_records_errored_trials(ray_session, tmp_path, nb201):
     assert all(r["error"] and "fidelity" in r["error"] for r in rows)
 
 
-def test_compare_runs_every_study_and_matches_in_process_runs(ray_session, nb201, tmp_path):
-    cfg = CompareConfig(benchmark="nasbench201", data=nb201.source, methods=["evolution", "random"],
-                        seeds=2, budget=30, workers=2, checkpoint_every=10, metric="test_accuracy")
+def test_compare_runs_every_study_and_matches_in_process_runs(ray_session, graph, tmp_path):
+    cfg = CompareConfig(benchmark="nasbench_graph", dataset="cora", methods=["evolution", "random"],
+                        seeds=2, budget=30, workers=2, checkpoint_every=10, metric="val_accuracy")
     path = compare(cfg, tmp_path / "cmp", progress=False)
     rows = pq.read_table(path).to_pylist()
     assert len(rows) == 2 * 2 * 30
+    assert not any(r["error"] for r in rows)
     for r in rows[:3]:
         assert set(r) >= {"experiment", "method", "seed", "query", "time", "key", "config",
-                          "test_accuracy", "incumbent", "error"}
-    spec = StudySpec("evolution", 1, "test_accuracy", "max", 30, workers=2)
-    _, st = run_study(spec, nb201)
+                          "val_accuracy", "test_accuracy", "incumbent", "error"}
+    spec = StudySpec("evolution", 1, "val_accuracy", "max", 30, workers=2)
+    _, st = run_study(spec, graph)
     mine = [r for r in rows if r["method"] == "evolution" and r["seed"] == 1]
     assert [r["config"] for r in mine] == [r["config"] for r in st.rows]
+    assert [r["time"] for r in mine] == pytest.approx([r["time"] for r in st.rows])
     inc = [r["incumbent"] for r in mine]
-    assert inc == list(np.maximum.accumulate([r["test_accuracy"] for r in mine]))
+    assert inc == list(np.maximum.accumulate([r["val_accuracy"] for r in mine]))
     for name in ("summary.md", "summary.csv", "curves.png", "studies/evolution_seed1/searcher.pkl"):
         assert (tmp_path / "cmp" / name).exists()
     assert "| evolution | 2 |" in (tmp_path / "cmp" / "summary.md").read_text()
     # the folder now holds an experiment: refused without --resume
-    other = CompareConfig(benchmark="nasbench201", data=nb201.source, methods=["random"], seeds=1, budget=5)
+    other = CompareConfig(benchmark="nasbench_graph", dataset="cora", methods=["random"], seeds=1, budget=5)
     with pytest.raises(ExperimentExistsError, match="different experiment.*--resume"):
         compare(other, tmp_path / "cmp", progress=False)
     # and resuming a finished experiment reruns nothing and gives the same rows

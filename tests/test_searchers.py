@@ -1,115 +1,42 @@
-"""One conformance suite over every baseline searcher (the neural ones have their own files)."""
+"""The searcher registry, settings and contract details the conformance suite does not cover.
+
+Determinism, checkpoints, duplicates, limits, failures and the two execution paths are checked
+for every searcher in ``test_conformance.py``.
+"""
 
 from __future__ import annotations
 
-import copy
-import pickle
+import dataclasses
 
 import numpy as np
 import pytest
-from ray.tune.search import Searcher
 
 from raynas import UnknownNameError
-from raynas.benchmarks._import import import_table
 from raynas.runner import simulate
-from raynas.runner._study import BenchmarkCost
-from raynas.searchers import get_searcher, searcher_options
-
-BASELINES = ["random", "evolution", "reinforce", "tpe", "local"]
+from raynas.searchers import (
+    BASE_OPTIONS,
+    ArchSearcher,
+    OptionError,
+    get_searcher,
+    register_searcher,
+    searcher_class,
+    searcher_names,
+    searcher_option_types,
+    searcher_options,
+)
+from raynas.searchers.dnas import DNASConfig
 
 
 def make(name, bench, seed=0, **kw):
-    return get_searcher(name, bench.space, metric="test_accuracy", mode="max", seed=seed, **kw)
+    return get_searcher(name, bench.space, metric="val_accuracy", mode="max", seed=seed, **kw)
 
 
-def configs(state):
-    return [r["config"] for r in state.rows]
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_same_seed_same_sequence(name, nb201):
-    a = simulate(make(name, nb201, seed=3), nb201, 40, workers=2)
-    b = simulate(make(name, nb201, seed=3), nb201, 40, workers=2)
-    c = simulate(make(name, nb201, seed=4), nb201, 40, workers=2)
-    assert configs(a) == configs(b)
-    assert configs(a) != configs(c)
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_pickles_mid_run_and_continues_identically(name, nb201):
-    s = make(name, nb201, seed=1)
-    st = simulate(s, nb201, 60, workers=3, stop_after=25)
-    clone, st_clone = pickle.loads(pickle.dumps(s)), copy.deepcopy(st)
-    full = simulate(s, nb201, 60, workers=3, state=st)
-    again = simulate(clone, nb201, 60, workers=3, state=st_clone)
-    assert configs(full) == configs(again)
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_save_restore_with_trials_in_flight(name, nb201, tmp_path):
-    ref = simulate(make(name, nb201, seed=2), nb201, 50, workers=4)
-    s = make(name, nb201, seed=2)
-    st = simulate(s, nb201, 50, workers=4, stop_after=20)
-    assert len(s.live) == 3  # trials still running when the state is saved
-    s.save(str(tmp_path / "searcher.pkl"))
-    fresh = make(name, nb201, seed=99)  # the seed must come back from the file
-    fresh.restore(str(tmp_path / "searcher.pkl"))
-    assert fresh.live == s.live and fresh.metric == "test_accuracy"
-    rest = simulate(fresh, nb201, 50, workers=4, state=copy.deepcopy(st))
-    assert configs(rest) == configs(ref)
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_never_proposes_a_cell_twice(name, macro):
-    st = simulate(make(name, macro, seed=0), macro, 150, workers=3)
-    keys = [r["key"] for r in st.rows]
-    assert len(keys) == 150 and len(set(keys)) == 150
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_errored_trials_are_recorded_and_search_goes_on(name, nb201):
-    s = make(name, nb201, seed=0)
-    configs_ = [s.suggest(f"t{i}") for i in range(3)]
-    s.on_trial_complete("t0", None, error=True)
-    s.on_trial_complete("t1", {"test_accuracy": 90.0})
-    s.on_trial_complete("t2", {"other": 1.0})  # no metric: treated as a failure
-    nxt = s.suggest("t3")
-    assert isinstance(nxt, dict) and nxt not in configs_
-    assert [h["error"] for h in s.history] == [True, False, True]
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_partial_table_keeps_to_candidates_then_finishes(name, nb201, tmp_path):
-    space = nb201.space
-    rng = np.random.default_rng(0)
-    cells = {}
-    while len(cells) < 30:
-        a = space.sample(rng)
-        cells.setdefault(space.key(a), a)
-    csv = tmp_path / "part.csv"
-    csv.write_text("arch,acc\n" + "".join(f"{space.to_string(a)},{i}\n" for i, a in enumerate(cells.values())))
-    bench = import_table(csv, "nasbench201", "arch", {"test_accuracy": "acc"})
-    s = make(name, bench, seed=0, candidates=bench.candidates())
-    st = simulate(s, bench, 40, workers=2)
-    assert len(st.rows) == 30 and all(r["error"] is None for r in st.rows)
-    assert {r["key"] for r in st.rows} == set(cells)
-    assert s.suggest("extra") == Searcher.FINISHED
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_flops_limit_holds(name, macro):
-    limit = 2.5e7
-    s = make(name, macro, seed=0, cost_fn=BenchmarkCost(macro, ["flops"]), max_cost={"flops": limit})
-    st = simulate(s, macro, 80, workers=2)
-    assert max(r["flops"] for r in st.rows) <= limit
-
-
-def test_results_are_fed_in_suggestion_order(nb201):
-    s = make("evolution", nb201)
+def test_results_are_fed_in_suggestion_order(graph):
+    s = make("evolution", graph)
     for i in range(4):
         s.suggest(f"t{i}")
     for i in (3, 1, 0, 2):  # arrive out of order
-        s.on_trial_complete(f"t{i}", {"test_accuracy": float(i)})
+        s.on_trial_complete(f"t{i}", {"val_accuracy": float(i)})
     s.suggest("t4")
     assert [h["index"] for h in s.history] == [0, 1, 2, 3]
 
@@ -117,24 +44,108 @@ def test_results_are_fed_in_suggestion_order(nb201):
 def test_unknown_method_and_option():
     with pytest.raises(UnknownNameError, match="evolution"):
         get_searcher("evolutoin", "nasbench201")
-    with pytest.raises(UnknownNameError, match="population_size"):
+    with pytest.raises(UnknownNameError, match="valid options of evolution: population_size, sample_size"):
         get_searcher("evolution", "nasbench201", populaton_size=3)
+
+
+@pytest.mark.parametrize(
+    "method,options,match",
+    [
+        ("dnas", {"eps_dense": "lots"}, "option eps_dense of dnas must be of type float, got 'lots'"),
+        ("dnas", {"top_k": 1.5}, "option top_k of dnas must be of type int"),
+        ("dnas", {"dense_sampling": 1}, "option dense_sampling of dnas must be of type bool"),
+        ("dnas", {"eps_dense": 0.8, "eps_edge": 0.5}, "eps_dense \\+ eps_edge must be <= 1"),
+        ("dnas", {"device": "gpu0"}, "device must be 'auto', 'cpu', 'cuda'"),
+        ("nao", {"n_initial": 0}, "n_initial must be >= 1"),
+        ("evolution", {"sample_size": 20}, "need 1 <= sample_size <= population_size"),
+        ("tpe", {"multivariate": "yes"}, "must be of type bool"),
+        ("reinforce", {"baseline_decay": 1.0}, "baseline_decay must be in"),
+        ("local", {"num_init": 0}, "num_init must be >= 1"),
+    ],
+)
+def test_bad_option_values_are_refused_before_anything_runs(method, options, match):
+    with pytest.raises(OptionError, match=match):
+        get_searcher(method, "nasbench201", metric="val_accuracy", mode="max", **options)
+
+
+def test_an_explicit_option_overrides_config_even_when_it_equals_the_default():
+    # The old keyword-merging rule dropped an explicit keyword equal to its default.
+    s = get_searcher("dnas", "nasbench201", metric="val_accuracy", mode="max",
+                     config=DNASConfig(top_k=5, sigma=0.2), sigma=0.05)
+    assert (s.config.top_k, s.config.sigma) == (5, 0.05)
+    assert searcher_options("dnas")["sigma"] == 0.05
+    s = get_searcher("seminas", "nasbench201", n_unlabeled=0)
+    assert s.config.n_unlabeled == 0 and s.config.pretrain_epochs == 50  # SemiNAS's own default
+
+
+def test_ints_widen_to_float_options():
+    s = get_searcher("dnas", "nasbench201", eps_dense=1, eps_edge=0)
+    assert isinstance(s.config.eps_dense, float) and s.config.eps_dense == 1.0
+
+
+@pytest.mark.parametrize("name", searcher_names())
+def test_every_searcher_has_one_constructor_and_a_typed_config(name):
+    cls = searcher_class(name)
+    assert issubclass(cls, ArchSearcher) and cls.name == name
+    assert dataclasses.is_dataclass(cls.config_class)
+    defaults = searcher_options(name)
+    assert set(searcher_option_types(name)) == set(defaults)
+    assert not set(defaults) & set(BASE_OPTIONS)
+    s = cls("nasbench201", config=cls.config_class(), metric="val_accuracy", mode="max", seed=3)
+    assert dataclasses.asdict(s.config) == defaults and s.seed == 3
+    with pytest.raises(TypeError):  # base options are keyword-only
+        cls("nasbench201", cls.config_class(), "val_accuracy")
+    assert s.get_state()["config"] == defaults
 
 
 def test_options_list_paper_defaults():
     assert searcher_options("evolution") == {"population_size": 10, "sample_size": 3}
     assert searcher_options("tpe")["n_startup_trials"] == 10
+    assert searcher_options("random") == {}
+    assert searcher_option_types("dnas")["latent_size"] == "int or null"
+
+
+def test_register_a_searcher_of_your_own(graph):
+    @dataclasses.dataclass(frozen=True)
+    class FirstConfig:
+        stride: int = 7
+
+    class First(ArchSearcher):
+        """Walks the table's candidates with a fixed stride (a toy for the registry test)."""
+
+        name = "first"
+        config_class = FirstConfig
+
+        def _propose(self):
+            return graph.candidates()[(self.n_suggested * self.config.stride) % len(graph)]
+
+    register_searcher("first", First, "walks the table")
+    try:
+        assert "first" in searcher_names()
+        s = get_searcher("first", graph.space, metric="val_accuracy", mode="max", stride=3)
+        rows = simulate(s, graph, 5).rows
+        assert [r["key"] for r in rows] == [graph.keys[3 * i] for i in range(5)]
+        with pytest.raises(TypeError, match="not an ArchSearcher"):
+            register_searcher("bad", dict)
+    finally:
+        from raynas.searchers import _CLASSES, _REGISTRY
+
+        _REGISTRY.pop("first", None)
+        _CLASSES.pop("first", None)
 
 
 @pytest.mark.slow
-def test_quality_evolution_and_tpe_beat_random(nb201):
+def test_quality_evolution_and_tpe_beat_random(graph):
+    # On Graph the top of validation accuracy is flat (TPE and random end within 0.05 points
+    # at 100 queries), so this sanity check searches test accuracy, where the 20-seed means
+    # were 81.35 (random), 81.85 (evolution) and 81.71 (TPE), standard errors about 0.1.
     def mean_best(name):
         bests = []
         for seed in range(20):
-            st = simulate(make(name, nb201, seed=seed), nb201, 100)
-            bests.append(max(r["test_accuracy"] for r in st.rows))
+            s = get_searcher(name, graph.space, metric="test_accuracy", mode="max", seed=seed)
+            bests.append(max(r["test_accuracy"] for r in simulate(s, graph, 100).rows))
         return float(np.mean(bests))
 
     rnd, evo, tpe = mean_best("random"), mean_best("evolution"), mean_best("tpe")
-    assert evo > rnd + 0.1
-    assert tpe > rnd + 0.1
+    assert evo > rnd + 0.2
+    assert tpe > rnd + 0.2

@@ -188,6 +188,23 @@ class TabularBenchmark:
             out.append({m: v for m, v in zip(metrics, vals) if v == v})
         return out
 
+    def subset(self, rows: Sequence[int], name: str | None = None) -> TabularBenchmark:
+        """A partial table holding only the cells at ``rows`` (e.g. to model a user's partial table).
+
+        Args:
+            rows: Row indices into this table, as in ``self.keys``.
+            name: Name of the new table (default: this one's).
+        """
+        idx = [int(r) for r in rows]
+        if len(set(idx)) != len(idx) or any(not 0 <= r < len(self) for r in idx):
+            raise ValueError(f"rows must be distinct indices in [0, {len(self)}), got {len(idx)} rows")
+        return TabularBenchmark(
+            name or self.name, self.space, [self.keys[r] for r in idx], [self.strings[r] for r in idx],
+            self.values[idx], self.metrics, self.fidelities, dataset=self.dataset,
+            source=f"{self.source or 'memory'} ({len(idx)} of its {len(self)} cells)",
+            time_model=self.time_model, time_fn=self.time_fn,
+        )
+
     def candidates(self) -> list[Arch]:
         """One architecture per tabulated cell, in table order."""
         if self._archs is None:
