@@ -61,6 +61,8 @@ class ArchSearcher(Searcher):
     name: ClassVar[str] = ""
     #: The dataclass of the strategy's settings.
     config_class: ClassVar[type] = NoConfig
+    #: Whether a study of this strategy gets a GPU where the cluster has one (neural controllers).
+    wants_gpu: ClassVar[bool] = False
 
     def __init__(
         self,

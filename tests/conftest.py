@@ -10,6 +10,7 @@ under tests/data, see tests/data/README.md), plus ``ray_session``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,44 @@ def ray_session():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+# ---------------------------------------------------------------------------- skip policy
+# A skip hides a test that did not run, so the suite fails on any skip whose reason is not
+# listed in tests/allowed_skips.txt (one regular expression per line, '#' starts a comment).
+ALLOWED_SKIPS = Path(__file__).resolve().parent / "allowed_skips.txt"
+_unexpected_skips: list[str] = []
+
+
+def _allowed_skip_patterns() -> list[re.Pattern[str]]:
+    lines = (line.split("#", 1)[0].strip() for line in ALLOWED_SKIPS.read_text().splitlines())
+    return [re.compile(line) for line in lines if line]
+
+
+def _record_skip(report) -> None:
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    if not any(p.search(reason) for p in _allowed_skip_patterns()):
+        _unexpected_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_runtest_logreport(report) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report) -> None:
+    _record_skip(report)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _unexpected_skips:
+        terminalreporter.section("unexpected skips (not in tests/allowed_skips.txt): the run fails")
+        for line in _unexpected_skips:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _unexpected_skips and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

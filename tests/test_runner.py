@@ -172,3 +172,16 @@ def test_compare_rejects_bad_input_before_starting(tmp_path, change, match):
     with pytest.raises((ValueError, UnknownNameError), match=match):
         compare(CompareConfig(**kw), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_studies_get_a_gpu_where_the_cluster_has_one_and_the_searcher_wants_it(monkeypatch):
+    import ray
+
+    from raynas.runner._compare import _resources
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0, "GPU": 2.0})
+    assert _resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0, "GPU": 1.0}]
+    assert _resources({"study": {"method": "tpe"}}).bundles == [{"CPU": 1.0}]
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
+    assert _resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0}]

@@ -98,6 +98,11 @@ def test_every_searcher_has_one_constructor_and_a_typed_config(name):
     assert s.get_state()["config"] == defaults
 
 
+def test_searchers_say_whether_they_want_a_gpu():
+    wants = {name for name in searcher_names() if searcher_class(name).wants_gpu}
+    assert wants == {"dnas", "nao", "seminas"}
+
+
 def test_options_list_paper_defaults():
     assert searcher_options("evolution") == {"population_size": 10, "sample_size": 3}
     assert searcher_options("tpe")["n_startup_trials"] == 10

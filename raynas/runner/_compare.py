@@ -1,7 +1,7 @@
 """`raynas compare` / `raynas resume`: many studies (method x seed) as one Ray Tune experiment.
 
-Each Tune trial is a whole study on the simulated backend (one CPU, plus a GPU for neural
-controllers where the cluster has GPUs). Studies checkpoint through Tune; `resume` restores the
+Each Tune trial is a whole study on the simulated backend (one CPU, plus a GPU where the
+cluster has GPUs and the searcher says it wants one: ``ArchSearcher.wants_gpu``). Studies checkpoint through Tune; `resume` restores the
 experiment with ``Tuner.restore`` so that finished studies are kept and unfinished ones go on
 from their last checkpoint. The driver gathers every study's rows into ``results.parquet``.
 """
@@ -25,10 +25,9 @@ import pyarrow.parquet as pq
 from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
 from raynas.runner._study import SEARCHER_FILE, SIM_FILE, StudySpec, study_trainable
-from raynas.searchers import check_options, searcher_names
+from raynas.searchers import check_options, searcher_class, searcher_names
+from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 
-#: Strategies that train a neural controller and get a GPU when the cluster has one.
-NEURAL_METHODS = frozenset({"dnas", "nao", "seminas", "arch2vec", "enas", "snas"})
 EXPERIMENT_FILE = "experiment.json"
 RESULTS_FILE = "results.parquet"
 
@@ -115,15 +114,15 @@ def _resources(config: dict[str, Any]):
     gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
     method = config["study"]["method"]
     bundle = {"CPU": 1.0}
-    if gpus and method in NEURAL_METHODS:
+    if gpus and searcher_class(method).wants_gpu:
         bundle["GPU"] = 1.0
     return tune.PlacementGroupFactory([bundle])
 
 
-def _trainable(bench: TabularBenchmark):
+def _trainable(evaluator: Evaluator):
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(study_trainable, bench=bench), _resources)
+    return tune.with_resources(tune.with_parameters(study_trainable, bench=evaluator), _resources)
 
 
 def _init_ray() -> None:
@@ -202,6 +201,7 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
 
     bench = load(config.benchmark, path=config.data, dataset=config.dataset)
     metric = resolve_metric(bench, config.metric)
+    evaluator = TabularEvaluator(bench)
     mode = default_mode(metric)
     studies = config.studies(metric, mode)
     _init_ray()
@@ -218,22 +218,22 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     )
     tune_dir = out / "tune"
     if restore and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(bench), resume_errored=True)
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(evaluator), resume_errored=True)
     else:
         tuner = tune.Tuner(
-            _trainable(bench),
+            _trainable(evaluator),
             param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config,
         )
     grid = tuner.fit()
     callback.close()
-    path = collect(grid, config, bench, metric, out)
-    write_report(out, config, bench, metric)
+    path = collect(grid, config, evaluator, metric, out)
+    write_report(out, config, evaluator, metric)
     return path
 
 
-def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, out: Path) -> Path:
+def collect(grid, config: CompareConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
     """Gather every study's rows into ``results.parquet``; keep DNAS-style searcher states."""
     rows: list[dict[str, Any]] = []
     studies_dir = out / "studies"
@@ -262,7 +262,7 @@ def collect(grid, config: CompareConfig, bench: TabularBenchmark, metric: str, o
     rows.sort(key=lambda r: (config.methods.index(r["method"]), r["seed"], r["query"]))
     (out / "studies.json").write_text(json.dumps(status, indent=2))
     path = out / RESULTS_FILE
-    write_rows(rows, path, bench.metrics)
+    write_rows(rows, path, evaluator.metrics)
     return path
 
 
@@ -293,12 +293,12 @@ def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -
     tmp.replace(path)
 
 
-def write_report(out: Path, config: CompareConfig, bench: TabularBenchmark, metric: str) -> str:
+def write_report(out: Path, config: CompareConfig, evaluator: TabularEvaluator, metric: str) -> str:
     """Write ``summary.md``, ``summary.csv`` and ``curves.png``; return the Markdown."""
     from raynas import report
 
     mode = default_mode(metric)
-    optimum = bench.optimum(metric, config.fidelity, config.max_cost or None)
+    optimum = evaluator.optimum(metric, config.fidelity, config.max_cost or None)
     results = out / RESULTS_FILE
     summaries = report.summarize(results, optimum, mode, methods=config.methods)
     title = (f"# {config.benchmark} / {config.dataset}: {len(config.methods)} methods x "

@@ -1,8 +1,9 @@
 """Discrete-event simulation of W asynchronous workers evaluating on a tabular benchmark.
 
 Time is an event heap keyed on ``(finish time, counter)``: events that fall at the same time
-come out in the order they were queued. An evaluation occupies its worker for the benchmark's
-recorded training time (or its documented cost model, :meth:`TabularBenchmark.eval_time`). The
+come out in the order they were queued. An evaluation occupies its worker for the evaluator's
+``eval_time`` (a table's recorded training time, or its documented cost model,
+:meth:`TabularBenchmark.eval_time`; one simulated second where the evaluator knows none). The
 simulated clock never reads the wall clock, so a run is the same on every machine.
 
 The whole simulator state (clock, heap, counters, rows) is plain data, so a study can be
@@ -21,7 +22,7 @@ from ray.tune.search import Searcher
 
 from raynas._errors import check_positive
 from raynas.benchmarks import TabularBenchmark
-from raynas.trainables.tabular import evaluate
+from raynas.trainables.evaluator import Evaluator, as_evaluator, evaluate_config
 
 
 @dataclass
@@ -37,7 +38,7 @@ class SimState:
 
 def simulate(
     searcher: Searcher,
-    bench: TabularBenchmark,
+    bench: Evaluator | TabularBenchmark,
     budget: int,
     workers: int = 1,
     fidelity: int | None = None,
@@ -45,11 +46,12 @@ def simulate(
     on_step: Callable[[SimState], None] | None = None,
     stop_after: int | None = None,
 ) -> SimState:
-    """Run ``searcher`` against ``bench`` for ``budget`` queries on ``workers`` simulated workers.
+    """Run ``searcher`` against an evaluator for ``budget`` queries on ``workers`` simulated workers.
 
     Args:
         searcher: Any Ray Tune searcher whose configs ``bench.space.from_config`` understands.
-        bench: The tabular benchmark that plays the trainable.
+        bench: The :class:`~raynas.trainables.evaluator.Evaluator` that plays the trainable, or a
+            tabular benchmark (looked up through a ``TabularEvaluator``).
         budget: Number of queries (finished evaluations, failed ones included).
         workers: Simulated parallel workers.
         fidelity: Training budget to query (the benchmark's largest by default).
@@ -65,7 +67,8 @@ def simulate(
     check_positive("budget", budget)
     check_positive("workers", workers)
     st = state or SimState()
-    space = bench.space
+    evaluator = as_evaluator(bench)
+    space = evaluator.space
     while len(st.rows) < budget and not (stop_after is not None and len(st.rows) >= stop_after):
         # Fill idle workers; never start more trials than the budget can finish.
         while not st.finished and len(st.heap) < workers and st.counter < budget:
@@ -76,10 +79,11 @@ def simulate(
                 break
             if config is None:  # nothing to propose until a running trial finishes
                 break
-            result, error = evaluate(bench, config, fidelity)
+            result, error = evaluate_config(evaluator, config, fidelity)
             duration = 0.0
             if error is None:
-                duration = bench.eval_time(space.from_config(config), fidelity)
+                seconds = evaluator.eval_time(space.from_config(config), fidelity)
+                duration = 1.0 if seconds is None else seconds
             heapq.heappush(st.heap, (st.clock + duration, st.counter, trial_id, config, result, error))
             st.counter += 1
         if not st.heap:

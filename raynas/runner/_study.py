@@ -1,4 +1,4 @@
-"""One study = one method x one seed on one benchmark, run on the simulated backend.
+"""One study = one method x one seed with one evaluator, run on the simulated backend.
 
 A study runs inside a Ray Tune function trainable, so that `raynas compare` spreads whole
 studies over a cluster. Every ``checkpoint_every`` queries it reports a Tune checkpoint with the
@@ -18,6 +18,7 @@ from ray import tune
 from raynas.benchmarks import TabularBenchmark
 from raynas.runner._simulator import SimState, simulate
 from raynas.searchers import ArchSearcher, get_searcher
+from raynas.trainables.evaluator import Evaluator, as_evaluator
 
 SEARCHER_FILE = "searcher.pkl"
 SIM_FILE = "sim.pkl"
@@ -46,39 +47,25 @@ class StudySpec:
         return asdict(self)
 
 
-class BenchmarkCost:
-    """``arch -> {cost metric: value}`` read from a benchmark (costs are known before training)."""
-
-    def __init__(self, bench: TabularBenchmark, metrics: list[str]):
-        self.bench = bench
-        self.metrics = list(metrics)
-
-    def __call__(self, arch) -> dict[str, float]:
-        res = self.bench.query(arch)
-        return {m: res[m] for m in self.metrics if m in res}
-
-
-def build_searcher(spec: StudySpec, bench: TabularBenchmark) -> ArchSearcher:
+def build_searcher(spec: StudySpec, bench: Evaluator | TabularBenchmark) -> ArchSearcher:
     """The study's searcher: the space, metric, seed, limits and candidates of a partial table."""
-    cost_metrics = [m for m in ("flops", "params", "latency") if m in bench.metrics]
-    options = dict(spec.options)
-    partial = bench.partial
+    evaluator = as_evaluator(bench)
     return get_searcher(
         spec.method,
-        bench.space,
+        evaluator.space,
         metric=spec.metric,
         mode=spec.mode,
         seed=spec.seed,
-        candidates=bench.candidates() if partial else None,
-        cost_fn=BenchmarkCost(bench, cost_metrics) if cost_metrics else None,
+        candidates=evaluator.candidates() if evaluator.partial else None,
+        cost_fn=evaluator.cost if evaluator.cost_metrics else None,
         max_cost=dict(spec.max_cost) or None,
-        **options,
+        **dict(spec.options),
     )
 
 
 def run_study(
     spec: StudySpec,
-    bench: TabularBenchmark,
+    bench: Evaluator | TabularBenchmark,
     searcher: ArchSearcher | None = None,
     state: SimState | None = None,
     on_checkpoint=None,
@@ -104,7 +91,7 @@ def save_study(folder: str, searcher: ArchSearcher, state: SimState) -> None:
         pickle.dump(asdict(state), fh)
 
 
-def load_study(folder: str, spec: StudySpec, bench: TabularBenchmark) -> tuple[ArchSearcher, SimState]:
+def load_study(folder: str, spec: StudySpec, bench: Evaluator | TabularBenchmark) -> tuple[ArchSearcher, SimState]:
     searcher = build_searcher(spec, bench)
     searcher.restore(os.path.join(folder, SEARCHER_FILE))
     with open(os.path.join(folder, SIM_FILE), "rb") as fh:
@@ -112,7 +99,7 @@ def load_study(folder: str, spec: StudySpec, bench: TabularBenchmark) -> tuple[A
     return searcher, state
 
 
-def study_trainable(config: dict[str, Any], bench: TabularBenchmark) -> None:
+def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark) -> None:
     """Ray Tune function trainable running one study; resumes from its last checkpoint."""
     spec = StudySpec(**config["study"])
     searcher, state = None, None

@@ -1,7 +1,8 @@
 """The Ray Tune path: one Tune trial per query, the searcher under ``ConcurrencyLimiter``.
 
 This is the path that real training and supernet evaluation use. For tabular benchmarks the
-trainable is :func:`raynas.trainables.tabular.tabular_trainable`; the benchmark reaches each
+trainable is :func:`raynas.trainables.tabular.tabular_trainable` over a ``TabularEvaluator``,
+which reaches each
 worker once through ``tune.with_parameters`` (the object store), and actors are reused.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas._errors import RaynasError, UnknownNameError, check_positive
-from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
+from raynas.benchmarks import check_dataset, default_mode, get_spec, load
 from raynas.runner._compare import (
     EXPERIMENT_FILE,
     RESULTS_FILE,
@@ -26,6 +27,7 @@ from raynas.runner._compare import (
 )
 from raynas.runner._study import StudySpec, build_searcher
 from raynas.searchers import check_options, searcher_names
+from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 from raynas.trainables.tabular import tabular_trainable
 
 
@@ -56,11 +58,11 @@ class TuneRunConfig:
         check_options(self.method, self.options)
 
 
-def _trainable(cfg: TuneRunConfig, bench: TabularBenchmark):
+def _trainable(cfg: TuneRunConfig, evaluator: Evaluator):
     from ray import tune
 
     res = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(tabular_trainable, bench=bench, fidelity=cfg.fidelity), res)
+    return tune.with_resources(tune.with_parameters(tabular_trainable, bench=evaluator, fidelity=cfg.fidelity), res)
 
 
 def run_tune(cfg: TuneRunConfig, out: str | os.PathLike, resume: bool = False, verbose: int = 0) -> Path:
@@ -78,14 +80,15 @@ def run_tune(cfg: TuneRunConfig, out: str | os.PathLike, resume: bool = False, v
     (out / EXPERIMENT_FILE).write_text(json.dumps({"kind": "tune-run", **asdict(cfg)}, indent=2))
     bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
     metric = resolve_metric(bench, cfg.metric)
+    evaluator = TabularEvaluator(bench)
     mode = default_mode(metric)
     spec = StudySpec(cfg.method, cfg.seed, metric, mode, cfg.budget, cfg.workers, cfg.fidelity,
                      dict(cfg.max_cost), dict(cfg.options))
-    searcher = build_searcher(spec, bench)
+    searcher = build_searcher(spec, evaluator)
     _init_ray()
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     tuner = tune.Tuner(
-        _trainable(cfg, bench),
+        _trainable(cfg, evaluator),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
             num_samples=cfg.budget, metric=metric, mode=mode, reuse_actors=True,
@@ -95,7 +98,7 @@ def run_tune(cfg: TuneRunConfig, out: str | os.PathLike, resume: bool = False, v
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
-    return _collect(tuner.fit(), cfg, bench, metric, out)
+    return _collect(tuner.fit(), cfg, evaluator, metric, out)
 
 
 def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
@@ -109,12 +112,13 @@ def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
     cfg = TuneRunConfig(**data)
     bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
     metric = resolve_metric(bench, cfg.metric)
+    evaluator = TabularEvaluator(bench)
     _init_ray()
-    tuner = tune.Tuner.restore(str(out / "tune"), trainable=_trainable(cfg, bench), resume_errored=True)
-    return _collect(tuner.fit(), cfg, bench, metric, out)
+    tuner = tune.Tuner.restore(str(out / "tune"), trainable=_trainable(cfg, evaluator), resume_errored=True)
+    return _collect(tuner.fit(), cfg, evaluator, metric, out)
 
 
-def _collect(grid, cfg: TuneRunConfig, bench: TabularBenchmark, metric: str, out: Path) -> Path:
+def _collect(grid, cfg: TuneRunConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
     entries = []
     for result in grid:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
@@ -134,8 +138,8 @@ def _collect(grid, cfg: TuneRunConfig, bench: TabularBenchmark, metric: str, out
             "experiment": cfg.name, "method": cfg.method, "seed": cfg.seed, "query": query,
             "suggestion": index, "time": None, "key": metrics.get("key"),
             "config": json.dumps(config, sort_keys=True),
-            **{m: metrics.get(m) for m in bench.metrics}, "incumbent": best, "error": error,
+            **{m: metrics.get(m) for m in evaluator.metrics}, "incumbent": best, "error": error,
         })
     path = out / RESULTS_FILE
-    write_rows(rows, path, bench.metrics)
+    write_rows(rows, path, evaluator.metrics)
     return path

@@ -46,8 +46,8 @@ from ray.tune.search import Searcher
 
 from raynas.benchmarks import TabularBenchmark, load
 from raynas.runner._simulator import SimState, simulate
-from raynas.runner._study import BenchmarkCost
 from raynas.searchers import ArchSearcher, get_searcher
+from raynas.trainables.evaluator import TabularEvaluator
 
 METRIC = "val_accuracy"
 
@@ -253,7 +253,7 @@ class SearcherConformance:
         bench = full_table()
         params = np.array([bench.query(a)["params"] for a in bench.candidates()])
         limit = float(np.quantile(params, 0.25))
-        s = factory(bench, seed=0, cost_fn=BenchmarkCost(bench, ["params"]), max_cost={"params": limit})
+        s = factory(bench, seed=0, cost_fn=TabularEvaluator(bench).cost, max_cost={"params": limit})
         st = simulate(s, bench, self.budget, workers=2)
         assert len(st.rows) == self.budget
         assert max(r["params"] for r in st.rows) <= limit

@@ -53,6 +53,7 @@ class ControllerSearcher(ArchSearcher):
     (create ``self.model`` and ``self.optimizer``), :meth:`_train` and :meth:`_generate`.
     """
 
+    wants_gpu = True  # the controller trains faster on a GPU where the cluster has one
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
 

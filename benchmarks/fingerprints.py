@@ -1,0 +1,97 @@
+"""Reproducibility check: a hash of every row of a sample of the recorded quality studies.
+
+Each study of ``bench_quality.py`` depends only on its setting, method and seed, so the
+figures in ``benchmarks/results/`` stay valid across a refactor exactly when these studies
+give the same rows. The script runs each study in-process (the same ``run_study`` that
+``raynas compare`` runs inside its Tune trials) and hashes, per study, the sequence of (query,
+suggestion, simulated time, cell key, config, objective value, error).
+
+Usage:
+    python benchmarks/fingerprints.py --write       # record benchmarks/results/fingerprints.json
+    python benchmarks/fingerprints.py --check       # rerun and compare; exit 1 on any difference
+
+The sample: seeds 0-1 of all eight methods on the five quality settings (DNAS's two ablation
+switches on NB201 CIFAR-10 too), 150 queries each, on one core (about 20 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, shared  # noqa: E402
+from bench_quality import METRIC, SETTINGS  # noqa: E402
+
+METHODS = ["dnas", "seminas", "nao", "evolution", "tpe", "random", "reinforce", "local"]
+ABLATIONS = {"dnas-no-dense": ("dnas", {"dense_sampling": False}),
+             "dnas-no-kl": ("dnas", {"disentangle": False})}
+PATH = RESULTS / "fingerprints.json"
+
+
+def study_hash(rows: list[dict]) -> str:
+    fields = ("query", "suggestion", "time", "key", "config", METRIC, "error")
+    text = json.dumps([[r.get(f) for f in fields] for r in rows], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run(seeds: int, budget: int, settings: list[str]) -> dict[str, str]:
+    from raynas.benchmarks import load
+    from raynas.runner._study import StudySpec, run_study
+
+    out: dict[str, str] = {}
+    for name in settings:
+        spec = SETTINGS[name]
+        data = None
+        if spec["data"] is not None:
+            path = shared(spec["data"])
+            if path is None:
+                continue
+            data = str(path)
+        bench = load(spec["benchmark"], path=data, dataset=spec["dataset"])
+        jobs = [(m, m, {}) for m in METHODS]
+        if name == "nb201-cifar10":
+            jobs += [(label, m, opts) for label, (m, opts) in ABLATIONS.items()]
+        for label, method, options in jobs:
+            for seed in range(seeds):
+                t0 = time.perf_counter()
+                study = StudySpec(method, seed, METRIC, "max", budget, max_cost=dict(spec.get("max_cost", {})),
+                                  options=dict(options))
+                _, st = run_study(study, bench)
+                key = f"{name}/{label}/seed{seed}"
+                out[key] = study_hash(st.rows)
+                print(f"{key}: {out[key]} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="record the fingerprints")
+    mode.add_argument("--check", action="store_true", help="rerun and compare with the recorded ones")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=150)
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--file", type=Path, default=PATH, help="where the fingerprints are kept")
+    args = ap.parse_args()
+    got = run(args.seeds, args.budget, args.settings.split(","))
+    if args.write:
+        args.file.parent.mkdir(parents=True, exist_ok=True)
+        args.file.write_text(json.dumps({"budget": args.budget, "studies": got}, indent=2) + "\n")
+        print(f"wrote {args.file} ({len(got)} studies)")
+        return
+    want = json.loads(args.file.read_text())["studies"]
+    differ = sorted(k for k in got if k in want and got[k] != want[k])
+    missing = sorted(set(want) - set(got))
+    print(f"{len(got) - len(differ)} of {len(got)} studies identical; {len(missing)} recorded ones not rerun")
+    for k in differ:
+        print(f"DIFFERS: {k}")
+    sys.exit(1 if differ else 0)
+
+
+if __name__ == "__main__":
+    main()
