@@ -105,16 +105,16 @@ def test_errors_are_one_clear_line(args, match, tmp_path):
 
 
 def test_convert_nasbench101_then_load_by_name(cli, tmp_path, monkeypatch):
-    from conftest import shared_file
+    from conftest import DATA
 
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = DATA / "nb101_excerpt.tfrecord"  # official tfrecord format, 8 cells (tests/data/README.md)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.delenv("RAYNAS_DATA", raising=False)
     res = cli("data", "convert", "nasbench101", src)
-    assert res.exit_code == 0 and "91 cells" in res.output
+    assert res.exit_code == 0 and "8 cells" in res.output
     assert (tmp_path / "raynas" / "nasbench101.parquet").is_file()
     info = json.loads(cli("data", "info", "nasbench101").output)
-    assert info["cells"] == 91 and info["fidelities"] == [4, 12, 36, 108] and info["runs"] == 3
+    assert info["cells"] == 8 and info["fidelities"] == [4, 12, 36, 108] and info["runs"] == 3
     assert info["source"].endswith("nasbench101.parquet")
 
 

@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import DATA, shared_file
 
 from raynas import benchmarks
 from raynas._errors import BenchmarkFormatError, CellNotTabulatedError, InvalidArchitectureError
@@ -36,6 +36,9 @@ from raynas.spaces._nasbench101 import Cell101, NASBench101Space
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 FIXTURES = ("energy_4V9E.tfrecord", "energy_5V9E.tfrecord")
+# Excerpts of the official-format files, committed under tests/data (see its README).
+NB101_EXCERPT = DATA / "nb101_excerpt.json"
+TFRECORD_EXCERPT = DATA / "nb101_excerpt.tfrecord"
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +48,22 @@ def space() -> NASBench101Space:
 
 @pytest.fixture(scope="module")
 def nb101_records():
+    """The first 20 records of nb101_1k.json, committed as tests/data/nb101_excerpt.json."""
+    with open(NB101_EXCERPT) as fh:
+        return json.load(fh)["records"]
+
+
+@pytest.fixture(scope="module")
+def all_nb101_records():
+    """All 1,000 records of ../shared/data/nasbench101/nb101_1k.json (skips when absent)."""
     with open(shared_file("nasbench101/nb101_1k.json")) as fh:
         return json.load(fh)["records"]
 
 
 @pytest.fixture(scope="module")
 def bench4():
-    return benchmarks.load("nasbench101", path=shared_file("nasbench101/energy_4V9E.tfrecord"))
+    """The 8 cells (4 epoch budgets x 3 runs) of tests/data/nb101_excerpt.tfrecord."""
+    return benchmarks.load("nasbench101", path=TFRECORD_EXCERPT)
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +85,9 @@ def _write_tfrecord(path, payloads):
 
 
 # ----------------------------------------------------------------------- hash conformance
-def test_hash_matches_all_nb101_1k_records(space, nb101_records):
-    assert len(nb101_records) == 1000
-    for rec in nb101_records:
+def test_hash_matches_all_nb101_1k_records(space, all_nb101_records):
+    assert len(all_nb101_records) == 1000
+    for rec in all_nb101_records:
         cell = space.from_spec(rec["matrix"], rec["ops"])
         assert space.key(cell) == rec["hash"]
 
@@ -358,7 +370,7 @@ def _corrupt(tmp_path, src, mutate):
 
 
 def test_corrupt_data_crc_names_offset(tmp_path):
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = TFRECORD_EXCERPT
 
     def flip(data, off):
         data[off + 12 + 20] ^= 0x01
@@ -369,7 +381,7 @@ def test_corrupt_data_crc_names_offset(tmp_path):
 
 
 def test_corrupt_length_crc_names_offset(tmp_path):
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = TFRECORD_EXCERPT
 
     def flip(data, off):
         data[off] ^= 0x04
@@ -380,7 +392,7 @@ def test_corrupt_length_crc_names_offset(tmp_path):
 
 
 def test_truncated_file_names_offset(tmp_path):
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = TFRECORD_EXCERPT
     offsets = [off for off, _ in iter_records(src)]
     path = tmp_path / "short.tfrecord"
     path.write_bytes(src.read_bytes()[: offsets[-1] + 40])
@@ -396,7 +408,7 @@ def test_truncated_file_names_offset(tmp_path):
 
 
 def test_wrong_hash_and_bad_payload_name_offset(tmp_path):
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = TFRECORD_EXCERPT
     payloads = [data for _, data in iter_records(src)][:2]
     rec = json.loads(payloads[1])
     rec[0] = "0" * 32
@@ -418,11 +430,17 @@ def test_wrong_hash_and_bad_payload_name_offset(tmp_path):
 
 
 # ----------------------------------------------------------------------- the benchmark
-def test_fixture_shapes(bench4):
-    assert len(bench4) == 91 and bench4.values.shape == (91, 4, 3, 5)
+def test_excerpt_shapes(bench4):
+    assert len(bench4) == 8 and bench4.values.shape == (8, 4, 3, 5)
     assert bench4.fidelities == list(FIDELITIES) and bench4.metrics == list(METRICS)
     assert not np.isnan(bench4.values).any()
     assert TIME_FN is None and bench4.partial
+
+
+def test_fixture_shapes():
+    bench4 = load_nasbench101(shared_file("nasbench101/energy_4V9E.tfrecord"), "cifar10")
+    assert len(bench4) == 91 and bench4.values.shape == (91, 4, 3, 5)
+    assert not np.isnan(bench4.values).any()
     bench5 = load_nasbench101(shared_file("nasbench101/energy_5V9E.tfrecord"), "cifar10")
     assert len(bench5) == 2532
     assert not np.isnan(bench5.values[:, 0, 0]).any() and np.isnan(bench5.values[:, 1:]).all()
@@ -430,7 +448,7 @@ def test_fixture_shapes(bench4):
 
 
 def test_one_record_by_hand(bench4, space):
-    src = shared_file("nasbench101/energy_4V9E.tfrecord")
+    src = TFRECORD_EXCERPT
     hash_, epochs, _, _, b64 = _raw_records(src)[0]
     m = decode_model_metrics(base64.b64decode(b64))
     final = m.evaluation_data[2]
@@ -460,9 +478,7 @@ def test_untabulated_cell_raises(bench4, space):
 
 
 def test_parquet_round_trip(tmp_path, bench4):
-    out = convert_nasbench101(
-        shared_file("nasbench101/energy_4V9E.tfrecord"), tmp_path / "nasbench101.parquet"
-    )
+    out = convert_nasbench101(TFRECORD_EXCERPT, tmp_path / "nasbench101.parquet")
     for again in (TabularBenchmark.from_parquet(out), benchmarks.load("nasbench101", path=out)):
         assert again.keys == bench4.keys and again.strings == bench4.strings
         assert again.fidelities == bench4.fidelities and again.metrics == bench4.metrics
@@ -470,14 +486,19 @@ def test_parquet_round_trip(tmp_path, bench4):
 
 
 def test_nb101_json(nb101_records, space):
-    bench = load_nb101_json(shared_file("nasbench101/nb101_1k.json"))
-    assert len(bench) == 1000 and bench.values.shape == (1000, 4, 1, 3)
+    bench = load_nb101_json(NB101_EXCERPT)
+    assert len(bench) == 20 and bench.values.shape == (20, 4, 1, 3)
     rec = nb101_records[3]
     cell = space.from_spec(rec["matrix"], rec["ops"])
     res = bench.query(cell, fidelity=12)
     assert res["val_accuracy"] == pytest.approx(100 * rec["validation_accuracy"]["12"])
     assert res["params"] == rec["trainable_parameters"] and "train_time" not in res
     assert bench.query(cell)["train_time"] == pytest.approx(rec["training_time_108"])
+
+
+def test_nb101_json_complete_file():
+    bench = load_nb101_json(shared_file("nasbench101/nb101_1k.json"))
+    assert len(bench) == 1000 and bench.values.shape == (1000, 4, 1, 3)
 
 
 def test_loader_rejects_unknown_options(tmp_path):
