@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # test_skip_policy runs small pytest sessions with this conftest
+
 DATA = Path(__file__).resolve().parent / "data"
 NB201_EXCERPT = DATA / "nb201_excerpt.csv"
 MACRO_EXCERPT = DATA / "macro_excerpt.json"
@@ -106,6 +108,7 @@ def _record_skip(report) -> None:
         return
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
     if not any(p.search(reason) for p in _allowed_skip_patterns()):
         _unexpected_skips.append(f"{report.nodeid}: {reason}")
 
