@@ -28,6 +28,9 @@ def test_cluster_yaml_is_a_valid_ray_cluster():
     validate_config(config)
     assert config["head_node_type"] in config["available_node_types"]
     assert any("raynas" in cmd for cmd in config["setup_commands"])
+    # the dashboard stays on the head's loopback (reach it with `ray dashboard cluster.yaml`)
+    assert "0.0.0.0" not in (ROOT / "cluster.yaml").read_text()
+    assert any("--dashboard-host=127.0.0.1" in cmd for cmd in config["head_start_ray_commands"])
 
 
 @pytest.mark.slow
