@@ -30,6 +30,16 @@ _NO_NETWORK = {
 }
 
 
+def check_network_space(name: str) -> None:
+    """Raise ``ValueError`` unless space ``name`` has an image network (see :data:`SUPPORTED`)."""
+    if name not in SUPPORTED:
+        why = _NO_NETWORK.get(name, "no network is defined for it")
+        raise ValueError(
+            f"cannot build a network for space {name!r}: {why}; "
+            f"networks exist for {', '.join(SUPPORTED)}"
+        )
+
+
 def build_network(
     space: Space | str, arch: Arch, num_classes: int = 10, **options: Any
 ) -> nn.Module:
@@ -51,12 +61,7 @@ def build_network(
     """
     space = get_space(space) if isinstance(space, str) else space
     name = space.name
-    if name not in SUPPORTED:
-        why = _NO_NETWORK.get(name, "no network is defined for it")
-        raise ValueError(
-            f"cannot build a network for space {name!r}: {why}; "
-            f"networks exist for {', '.join(SUPPORTED)}"
-        )
+    check_network_space(name)
     space.validate(arch)
     if name == "nasbench201":
         from raynas.trainables.networks._nasbench201 import NASBench201Network
@@ -75,4 +80,4 @@ def build_network(
     return DartsNetwork(arch, num_classes, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["SUPPORTED", "build_network", "count_flops", "count_params"]
+__all__ = ["SUPPORTED", "build_network", "check_network_space", "count_flops", "count_params"]

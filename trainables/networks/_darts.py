@@ -16,17 +16,7 @@ import torch
 from torch import nn
 
 from raynas.spaces._darts import Genotype
-
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU, convolution without bias, batch norm."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
+from raynas.trainables.networks._ops import ReLUConvBN, Zero
 
 
 class DilConv(nn.Sequential):
@@ -65,17 +55,6 @@ class FactorizedReduce(nn.Module):
         x = self.relu(x)
         y = torch.cat([self.conv_a(x), self.conv_b(x[:, :, 1:, 1:])], dim=1)
         return self.bn(y)  # (B, C_out, H/2, W/2)
-
-
-class Zero(nn.Module):
-    """The ``none`` op: zeros at the output resolution."""
-
-    def __init__(self, stride: int):
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
 #: Ops by DARTS name; constructors take ``(C, stride)``.

@@ -15,25 +15,7 @@ import torch
 from torch import nn
 
 from raynas.spaces._nasbench201 import EDGES, Arch201
-
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU, convolution without bias, affine batch norm (the benchmark's ``ReLUConvBN``)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
-
-
-class Zero(nn.Module):
-    """The ``none`` op: an all-zero tensor of the input's shape."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
-
+from raynas.trainables.networks._ops import ReLUConvBN, Zero
 
 #: Cell ops by NAS-Bench-201 name; each constructor takes the channel count ``C``.
 OPS: dict[str, Callable[[int], nn.Module]] = {
