@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -147,9 +148,10 @@ def data_info(target: str, data: str | None, dataset: str | None) -> None:
 
 
 # ---------------------------------------------------------------------------- experiments
-def _common_options(f):
+def _common_options(f, benchmark_required: bool = True):
     options = [
-        click.option("--benchmark", required=True, help="Benchmark name (see `raynas benchmarks`)."),
+        click.option("--benchmark", required=benchmark_required,
+                     help="Benchmark name (see `raynas benchmarks`)."),
         click.option("--dataset", default=None),
         click.option("--data", type=click.Path(), default=None, help="Benchmark data file or folder."),
         click.option("--metric", default=None, help="Objective (default val_accuracy, else test_accuracy)."),
@@ -246,11 +248,31 @@ def compare(methods: str, **kw) -> None:
 @click.option("--method", required=True, help="One strategy (see `raynas searchers`).")
 @click.option("--backend", type=click.Choice(["sim", "tune"]), default="sim", show_default=True,
               help="sim: simulated asynchronous workers; tune: one Tune trial per query.")
+@click.option("--trainable", type=click.Choice(["tabular", "train"]), default="tabular", show_default=True,
+              help="tabular: look results up in --benchmark; train: train every network on --dataset "
+                   "(one Tune trial each, --space, --epochs).")
+@click.option("--space", default=None, help="With --trainable train: the search space (see `raynas spaces`).")
+@click.option("--epochs", type=int, default=12, show_default=True, help="With --trainable train: epochs per network.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="With --trainable train.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="With --trainable train.")
+@click.option("--network", "network", multiple=True, metavar="OPTION=VALUE",
+              help="With --trainable train: a network option, e.g. --network channels=8 (repeatable).")
+@click.option("--image-size", type=int, default=32, show_default=True,
+              help="With --trainable train on digits: image side (8 native).")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
-@_common_options
-def run(method: str, backend: str, cpus_per_trial: float, gpus_per_trial: float, **kw) -> None:
-    """Run one strategy (seeds 0..K-1) on a benchmark."""
+@partial(_common_options, benchmark_required=False)
+def run(method: str, backend: str, trainable: str, space: str | None, epochs: int, batch_size: int, lr: float,
+        network: tuple[str, ...], image_size: int, cpus_per_trial: float, gpus_per_trial: float, **kw) -> None:
+    """Run one strategy (seeds 0..K-1) on a benchmark, or train the networks it proposes."""
+    if trainable == "train":
+        train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size,
+                 "network": _parse_network(network), "cpus_per_trial": cpus_per_trial,
+                 "gpus_per_trial": gpus_per_trial}
+        _run_train(method, space, train, kw)
+        return
+    if kw["benchmark"] is None:
+        raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
     if backend == "sim":
         _launch([method], **kw)
         return
@@ -269,6 +291,41 @@ def run(method: str, backend: str, cpus_per_trial: float, gpus_per_trial: float,
     click.echo(f"results: {path}")
 
 
+def _parse_network(items: tuple[str, ...]) -> dict:
+    """``("channels=8", ...)`` -> ``{"channels": 8}``; values are read as JSON, else kept as strings."""
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not OPTION=VALUE, e.g. channels=8", param_hint="--network")
+        try:
+            out[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name.strip()] = raw
+    return out
+
+
+def _run_train(method: str, space: str | None, train: dict, kw: dict) -> None:
+    from raynas.runner._train_run import TrainRunConfig, run_train
+
+    if space is None:
+        raise click.UsageError("--trainable train needs --space, e.g. --space nasbench201")
+    ignored = [f"--{k.replace('_', '-')}" for k in ("benchmark", "metric", "max_flops", "max_params", "max_latency")
+               if kw[k] is not None]
+    if kw["resume"]:
+        ignored.append("--resume")
+    if ignored:
+        raise click.UsageError(f"{', '.join(ignored)} do(es) not apply to --trainable train")
+    cfg = TrainRunConfig(
+        space=space, method=method, seed=0, budget=kw["budget"], dataset=kw["dataset"] or "digits",
+        data=kw["data"], workers=kw["workers"],
+        options=parse_settings(kw["settings"], [method]).get(method, {}), **train,
+    )
+    if kw["seeds"] != 5:
+        click.echo("note: --trainable train runs one seed (0)", err=True)
+    click.echo(f"results: {run_train(cfg, kw['out'])}")
+
+
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
 @click.option("--quiet", is_flag=True)
@@ -283,6 +340,9 @@ def resume(out: str, quiet: bool) -> None:
 
         click.echo(f"results: {resume_tune(out)}")
         return
+    if kind == "train-run":
+        raise click.UsageError(f"{out} holds a --trainable train run, which cannot be resumed yet; "
+                               "start it again in another --out")
     resume_compare(out, progress=not quiet)
     _print_summary(Path(out).resolve())
 
