@@ -267,16 +267,20 @@ def collect(grid, config: CompareConfig, evaluator: Evaluator, metric: str, out:
 
 
 def _study_rows(config: CompareConfig, spec: StudySpec, metric: str, rows: Sequence[dict]) -> list[dict]:
-    sign = 1 if spec.mode == "max" else -1
+    out = [{"experiment": config.name, "method": spec.method, "seed": spec.seed, **r} for r in rows]
+    return add_incumbent(out, metric, spec.mode)
+
+
+def add_incumbent(rows: list[dict[str, Any]], metric: str, mode: str) -> list[dict[str, Any]]:
+    """Set each row's ``incumbent``: the best ``metric`` of the successful rows so far, in order."""
+    sign = 1 if mode == "max" else -1
     best = None
-    out = []
     for r in rows:
         value = r.get(metric) if r.get("error") is None else None
         if value is not None and (best is None or sign * value > sign * best):
             best = value
-        out.append({"experiment": config.name, "method": spec.method, "seed": spec.seed,
-                    **r, "incumbent": best})
-    return out
+        r["incumbent"] = best
+    return rows
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -> None:

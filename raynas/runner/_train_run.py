@@ -26,8 +26,10 @@ from raynas.runner._compare import (
     RESULTS_FILE,
     ExperimentExistsError,
     _init_ray,
+    add_incumbent,
     write_rows,
 )
+from raynas.runner._tune_run import trials_in_order
 from raynas.searchers import check_options, get_searcher, searcher_names
 from raynas.spaces import get_space, space_names
 
@@ -169,19 +171,10 @@ def _error_line(error: BaseException) -> str:
 
 def _collect(grid, cfg: TrainRunConfig, start: float, out: Path) -> Path:
     space = get_space(cfg.space)
-    entries = []
-    for result in grid:
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
-        index = int(trial_id.rsplit("_", 1)[-1]) if "_" in trial_id else len(entries)
-        entries.append((index, result))
-    entries.sort(key=lambda e: e[0])
-    rows, best = [], None
-    for query, (index, result) in enumerate(entries):
+    rows = []
+    for query, (index, result) in enumerate(trials_in_order(grid)):
         metrics = result.metrics or {}
         error = None if result.error is None else _error_line(result.error)
-        value = metrics.get(METRIC) if error is None else None
-        if value is not None and (best is None or value > best):
-            best = value
         config = {k: v for k, v in result.config.items() if k != "seed"}
         finished = metrics.get("timestamp")
         rows.append({
@@ -189,8 +182,9 @@ def _collect(grid, cfg: TrainRunConfig, start: float, out: Path) -> Path:
             "suggestion": index, "time": None if finished is None else max(0.0, finished - start),
             "key": space.key(space.from_config(config)), "config": json.dumps(config, sort_keys=True),
             **{m: (metrics.get(m) if error is None else None) for m in TRAIN_METRICS},
-            "incumbent": best, "error": error,
+            "error": error,
         })
+    add_incumbent(rows, METRIC, MODE)
     path = out / RESULTS_FILE
     write_rows(rows, path, TRAIN_METRICS)
     return path

@@ -22,6 +22,7 @@ from raynas.runner._compare import (
     RESULTS_FILE,
     ExperimentExistsError,
     _init_ray,
+    add_incumbent,
     resolve_metric,
     write_rows,
 )
@@ -118,28 +119,30 @@ def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
     return _collect(tuner.fit(), cfg, evaluator, metric, out)
 
 
-def _collect(grid, cfg: TuneRunConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
+def trials_in_order(grid) -> list[tuple[int, Any]]:
+    """``(suggestion index, result)`` of every trial of a Tune result grid, in suggestion order."""
     entries = []
     for result in grid:
-        trial_id = result.metrics.get("trial_id") or Path(result.path).name
-        index = int(str(trial_id).rsplit("_", 1)[-1]) if "_" in str(trial_id) else len(entries)
+        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
+        index = int(trial_id.rsplit("_", 1)[-1]) if "_" in trial_id else len(entries)
         entries.append((index, result))
     entries.sort(key=lambda e: e[0])
-    sign = 1 if default_mode(metric) == "max" else -1
-    rows, best = [], None
-    for query, (index, result) in enumerate(entries):
+    return entries
+
+
+def _collect(grid, cfg: TuneRunConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
+    rows = []
+    for query, (index, result) in enumerate(trials_in_order(grid)):
         metrics = result.metrics or {}
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
-        value = metrics.get(metric) if error is None else None
-        if value is not None and (best is None or sign * value > sign * best):
-            best = value
         config = result.config
         rows.append({
             "experiment": cfg.name, "method": cfg.method, "seed": cfg.seed, "query": query,
             "suggestion": index, "time": None, "key": metrics.get("key"),
             "config": json.dumps(config, sort_keys=True),
-            **{m: metrics.get(m) for m in evaluator.metrics}, "incumbent": best, "error": error,
+            **{m: metrics.get(m) for m in evaluator.metrics}, "error": error,
         })
+    add_incumbent(rows, metric, default_mode(metric))
     path = out / RESULTS_FILE
     write_rows(rows, path, evaluator.metrics)
     return path
