@@ -236,41 +236,99 @@ def _print_summary(out: Path) -> None:
                f"{out / 'summary.csv'}\nplot:    {out / 'curves.png'}")
 
 
+def _train_options(f):
+    options = [
+        click.option("--trainable", type=click.Choice(["tabular", "train"]), default="tabular", show_default=True,
+                     help="tabular: look results up in --benchmark; train: train every proposed network on "
+                          "--dataset (one Tune trial each; --space, --epochs)."),
+        click.option("--space", default=None, help="With --trainable train: the search space (see `raynas spaces`)."),
+        click.option("--epochs", type=int, default=12, show_default=True,
+                     help="With --trainable train: epochs per network (the fidelity of --scheduler)."),
+        click.option("--batch-size", type=int, default=256, show_default=True, help="With --trainable train."),
+        click.option("--lr", type=float, default=0.1, show_default=True, help="With --trainable train."),
+        click.option("--hparams", default=None, metavar="NAME=FUNC(ARGS),...",
+                     help="With --trainable train: training hyperparameters searched with the cell by TPE, "
+                          "e.g. 'lr=loguniform(1e-3,0.2),batch_size=choice(64,128)'."),
+        click.option("--scheduler", type=click.Choice(["fifo", "asha", "hyperband"]), default="fifo",
+                     show_default=True, help="With --trainable train: stop poor trials early (epochs are the fidelity)."),
+        click.option("--network", "network", multiple=True, metavar="OPTION=VALUE",
+                     help="With --trainable train: a network option, e.g. --network channels=8 (repeatable)."),
+        click.option("--image-size", type=int, default=32, show_default=True,
+                     help="With --trainable train on digits: image side (8 native)."),
+        click.option("--cpus-per-trial", type=float, default=1.0, show_default=True),
+        click.option("--gpus-per-trial", default="auto", show_default=True,
+                     help="A number, or auto: a share of a GPU per trial when the cluster has GPUs "
+                          "(1/4 for NAS-Bench-201 and Macro networks, 1 for NAS-Bench-101 and DARTS), else 0."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _gpus(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        gpus = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor auto", param_hint="--gpus-per-trial") from None
+    if gpus < 0:
+        raise click.BadParameter(f"{value!r} is negative", param_hint="--gpus-per-trial")
+    return gpus
+
+
 @main.command()
 @click.option("--methods", required=True, help="Comma-separated strategies, e.g. dnas,evolution,random.")
-@_common_options
-def compare(methods: str, **kw) -> None:
+@_train_options
+@partial(_common_options, benchmark_required=False)
+@click.pass_context
+def compare(ctx, methods: str, **kw) -> None:
     """Run several strategies over many seeds in parallel as one Ray Tune experiment."""
-    _launch([m.strip() for m in methods.split(",") if m.strip()], **kw)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    train = _pop_train(kw)
+    if train.pop("trainable") == "train":
+        _run_train(ctx, method_list, train, kw)
+        return
+    _refuse_train_only(ctx, train)
+    if kw["benchmark"] is None:
+        raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
+    _launch(method_list, **kw)
+
+
+_TRAIN_ONLY = ("space", "epochs", "batch_size", "lr", "hparams", "scheduler", "network", "image_size")
+
+
+def _pop_train(kw: dict) -> dict:
+    names = ("trainable", *_TRAIN_ONLY, "cpus_per_trial", "gpus_per_trial")
+    return {k: kw.pop(k) for k in names}
+
+
+def _given(ctx, name: str) -> bool:
+    return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+
+
+def _refuse_train_only(ctx, train: dict) -> None:
+    given = [f"--{k.replace('_', '-')}" for k in _TRAIN_ONLY if _given(ctx, k)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply only to --trainable train")
 
 
 @main.command()
 @click.option("--method", required=True, help="One strategy (see `raynas searchers`).")
 @click.option("--backend", type=click.Choice(["sim", "tune"]), default="sim", show_default=True,
               help="sim: simulated asynchronous workers; tune: one Tune trial per query.")
-@click.option("--trainable", type=click.Choice(["tabular", "train"]), default="tabular", show_default=True,
-              help="tabular: look results up in --benchmark; train: train every network on --dataset "
-                   "(one Tune trial each, --space, --epochs).")
-@click.option("--space", default=None, help="With --trainable train: the search space (see `raynas spaces`).")
-@click.option("--epochs", type=int, default=12, show_default=True, help="With --trainable train: epochs per network.")
-@click.option("--batch-size", type=int, default=256, show_default=True, help="With --trainable train.")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="With --trainable train.")
-@click.option("--network", "network", multiple=True, metavar="OPTION=VALUE",
-              help="With --trainable train: a network option, e.g. --network channels=8 (repeatable).")
-@click.option("--image-size", type=int, default=32, show_default=True,
-              help="With --trainable train on digits: image side (8 native).")
-@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@_train_options
 @partial(_common_options, benchmark_required=False)
-def run(method: str, backend: str, trainable: str, space: str | None, epochs: int, batch_size: int, lr: float,
-        network: tuple[str, ...], image_size: int, cpus_per_trial: float, gpus_per_trial: float, **kw) -> None:
+@click.pass_context
+def run(ctx, method: str, backend: str, **kw) -> None:
     """Run one strategy (seeds 0..K-1) on a benchmark, or train the networks it proposes."""
-    if trainable == "train":
-        train = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size,
-                 "network": _parse_network(network), "cpus_per_trial": cpus_per_trial,
-                 "gpus_per_trial": gpus_per_trial}
-        _run_train(method, space, train, kw)
+    train = _pop_train(kw)
+    if train.pop("trainable") == "train":
+        if not _given(ctx, "seeds"):
+            kw["seeds"] = 1  # training is expensive: one seed unless asked
+        _run_train(ctx, [method], train, kw)
         return
+    _refuse_train_only(ctx, train)
     if kw["benchmark"] is None:
         raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
     if backend == "sim":
@@ -278,11 +336,12 @@ def run(method: str, backend: str, trainable: str, space: str | None, epochs: in
         return
     from raynas.runner._tune_run import TuneRunConfig, run_tune
 
+    gpus = _gpus(train["gpus_per_trial"])
     cfg = TuneRunConfig(
         benchmark=kw["benchmark"], method=method, seed=0, budget=kw["budget"], dataset=kw["dataset"],
         data=kw["data"], metric=kw["metric"], workers=kw["workers"],
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
-        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        cpus_per_trial=train["cpus_per_trial"], gpus_per_trial=0.0 if gpus == "auto" else gpus,
         options=parse_settings(kw["settings"], [method]).get(method, {}),
     )
     if kw["seeds"] != 5:
@@ -305,25 +364,35 @@ def _parse_network(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _run_train(method: str, space: str | None, train: dict, kw: dict) -> None:
+def _run_train(ctx, methods: list[str], train: dict, kw: dict) -> None:
+    from raynas.runner._hparams import HparamSyntaxError, parse_hparams
     from raynas.runner._train_run import TrainRunConfig, run_train
 
-    if space is None:
+    if train["space"] is None:
         raise click.UsageError("--trainable train needs --space, e.g. --space nasbench201")
     ignored = [f"--{k.replace('_', '-')}" for k in ("benchmark", "metric", "max_flops", "max_params", "max_latency")
                if kw[k] is not None]
-    if kw["resume"]:
-        ignored.append("--resume")
+    if _given(ctx, "checkpoint_every"):
+        ignored.append("--checkpoint-every")
     if ignored:
         raise click.UsageError(f"{', '.join(ignored)} do(es) not apply to --trainable train")
+    try:
+        hparams = parse_hparams(train["hparams"]) if train["hparams"] is not None else {}
+    except HparamSyntaxError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hparams") from None
+    if "epochs" in hparams:
+        raise click.BadParameter("epochs are the fidelity, set by --epochs; search the others",
+                                 param_hint="--hparams")
     cfg = TrainRunConfig(
-        space=space, method=method, seed=0, budget=kw["budget"], dataset=kw["dataset"] or "digits",
-        data=kw["data"], workers=kw["workers"],
-        options=parse_settings(kw["settings"], [method]).get(method, {}), **train,
+        space=train["space"], methods=methods, seeds=kw["seeds"], budget=kw["budget"],
+        dataset=kw["dataset"] or "digits", data=kw["data"], workers=kw["workers"],
+        epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], image_size=train["image_size"],
+        network=_parse_network(train["network"]), hparams=hparams, scheduler=train["scheduler"],
+        cpus_per_trial=train["cpus_per_trial"], gpus_per_trial=_gpus(train["gpus_per_trial"]),
+        options=parse_settings(kw["settings"], methods),
     )
-    if kw["seeds"] != 5:
-        click.echo("note: --trainable train runs one seed (0)", err=True)
-    click.echo(f"results: {run_train(cfg, kw['out'])}")
+    path = run_train(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
+    _print_summary(Path(path).parent)
 
 
 @main.command()
@@ -331,20 +400,29 @@ def _run_train(method: str, space: str | None, train: dict, kw: dict) -> None:
 @click.option("--quiet", is_flag=True)
 def resume(out: str, quiet: bool) -> None:
     """Continue an interrupted `compare` or `run` in folder OUT."""
-    from raynas.runner._compare import EXPERIMENT_FILE
     from raynas.runner._compare import resume as resume_compare
 
-    kind = json.loads((Path(out) / EXPERIMENT_FILE).read_text()).get("kind") if (Path(out) / EXPERIMENT_FILE).exists() else None
+    kind = _kind(out)
     if kind == "tune-run":
         from raynas.runner._tune_run import resume_tune
 
         click.echo(f"results: {resume_tune(out)}")
         return
     if kind == "train-run":
-        raise click.UsageError(f"{out} holds a --trainable train run, which cannot be resumed yet; "
-                               "start it again in another --out")
+        from raynas.runner._train_run import resume_train
+
+        resume_train(out, progress=not quiet)
+        _print_summary(Path(out).resolve())
+        return
     resume_compare(out, progress=not quiet)
     _print_summary(Path(out).resolve())
+
+
+def _kind(out: str) -> str | None:
+    from raynas.runner._compare import EXPERIMENT_FILE
+
+    path = Path(out) / EXPERIMENT_FILE
+    return json.loads(path.read_text()).get("kind") if path.exists() else None
 
 
 @main.command()
@@ -373,6 +451,13 @@ def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
 def report(out: str) -> None:
     """Rewrite the summary tables and plots of an experiment folder."""
     from raynas.benchmarks import load
+
+    if _kind(out) == "train-run":
+        from raynas.runner._train_run import load_train_config, write_train_report
+
+        write_train_report(Path(out).resolve(), load_train_config(out))
+        _print_summary(Path(out).resolve())
+        return
     from raynas.runner._compare import load_config, resolve_metric, write_report
 
     cfg = load_config(out)

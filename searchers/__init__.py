@@ -17,6 +17,7 @@ from typing import Any
 from raynas._errors import UnknownNameError
 from raynas.searchers._base import BASE_OPTIONS, ArchSearcher
 from raynas.searchers._config import OptionError, build_config, describe_type, option_types
+from raynas.searchers._joint import HPARAMS_KEY, JointSearcher
 
 # name -> (module, class, one-line description); imported lazily (torch is slow to import).
 _REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -116,7 +117,9 @@ def get_searcher(name: str, space, **options: Any) -> ArchSearcher:
 
 __all__ = [
     "BASE_OPTIONS",
+    "HPARAMS_KEY",
     "ArchSearcher",
+    "JointSearcher",
     "OptionError",
     "check_options",
     "describe",

@@ -132,7 +132,7 @@ def test_run_trainable_train_records_a_diverging_trial_and_goes_on(ray_session, 
 
     from raynas.runner._train_run import TrainRunConfig, run_train
 
-    cfg = TrainRunConfig(space="nasbench201", method="evolution", budget=2, epochs=1, batch_size=64, lr=1e12,
+    cfg = TrainRunConfig(space="nasbench201", methods=["evolution"], budget=2, epochs=1, batch_size=64, lr=1e12,
                          image_size=8, network={"channels": 4, "cells_per_stage": 1})
     df = pd.read_parquet(run_train(cfg, tmp_path / "nan"))
     assert len(df) == 2 and df["val_accuracy"].isna().all() and df["incumbent"].isna().all()

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -88,6 +89,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lr"):
             check_positive(name, getattr(self, name))
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        for name in ("weight_decay", "lr_min"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
         if self.grad_clip is not None:
@@ -354,6 +360,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+#: ``TrainConfig`` fields a hyperparameter search may set (``config["hparams"]`` of a trial).
+TUNABLE = ("lr", "momentum", "weight_decay", "nesterov", "label_smoothing", "lr_min", "grad_clip", "batch_size")
+
+
+def apply_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> TrainConfig:
+    """``config`` with the tunable fields in ``hparams`` replaced (checked by name and range).
+
+    Raises:
+        ValueError: a name that is not in :data:`TUNABLE`, or a value out of range.
+    """
+    if not hparams:
+        return config
+    unknown = sorted(set(hparams) - set(TUNABLE))
+    if unknown:
+        raise ValueError(f"cannot tune {', '.join(unknown)}; tunable training settings: {', '.join(TUNABLE)}")
+    values = dict(hparams)
+    if "batch_size" in values:
+        if float(values["batch_size"]) != int(values["batch_size"]):
+            raise ValueError(f"batch_size must be a whole number, got {values['batch_size']!r}")
+        values["batch_size"] = int(values["batch_size"])
+    if "nesterov" in values:
+        values["nesterov"] = bool(values["nesterov"])
+    for name in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_min", "grad_clip"):
+        if values.get(name) is not None:
+            values[name] = float(values[name])
+    return dataclasses.replace(config, **values)
+
+
 def train_trainable(
     config: dict[str, Any],
     model_fn: Callable[[dict[str, Any]], nn.Module],
@@ -367,7 +401,8 @@ def train_trainable(
     train_config=...)`` so the data travels once through the object store. After each epoch it
     calls ``tune.report(metrics, checkpoint=...)``; a restored trial continues from its last
     checkpoint with the curve an uninterrupted run would have. ``config["seed"]``, when present,
-    overrides ``seed``. An exception (``model_fn`` failing, :class:`TrainingDivergedError`) errors
+    overrides ``seed``; ``config["hparams"]`` (from a :class:`~raynas.searchers.JointSearcher` or a
+    user's ``param_space``) overrides the :data:`TUNABLE` fields of ``train_config``. An exception (``model_fn`` failing, :class:`TrainingDivergedError`) errors
     the trial.
     """
     import ray
@@ -375,6 +410,7 @@ def train_trainable(
 
     splits = ray.get(data_ref_or_splits) if isinstance(data_ref_or_splits, ray.ObjectRef) else data_ref_or_splits
     seed = int(config.get("seed", seed))
+    train_config = apply_hparams(train_config or TrainConfig(), config.get("hparams"))
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

@@ -52,3 +52,46 @@ class StudyProgress(tune.Callback):
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class TrialProgress(tune.Callback):
+    """Tune callback driving one tqdm bar over the trials of a study, with the best result so far."""
+
+    def __init__(self, total: int, desc: str, metric: str, mode: str = "max", enabled: bool = True):
+        self.total, self.desc, self.metric, self.mode, self.enabled = total, desc, metric, mode, enabled
+        self.best: float | None = None
+        self.done: set[str] = set()
+        self.bar = None
+
+    def _bar(self):
+        if self.bar is None and self.enabled:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="trial", dynamic_ncols=True)
+        return self.bar
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info):
+        value = result.get(self.metric)
+        if value is not None and (
+            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        ):
+            self.best = value
+        bar = self._bar()
+        if bar is not None and self.best is not None:
+            bar.set_postfix({f"best {self.metric}": f"{self.best:.2f}"}, refresh=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info):
+        self._finish(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info):
+        self._finish(trial)
+
+    def _finish(self, trial) -> None:
+        if trial.trial_id in self.done:
+            return
+        self.done.add(trial.trial_id)
+        bar = self._bar()
+        if bar is not None:
+            bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,12 +1,17 @@
-"""`raynas run --trainable train`: search by training every proposed network, one Tune trial each.
+"""`raynas run|compare --trainable train`: search by training every proposed network, one Tune trial each.
 
-The searcher runs under ``ConcurrencyLimiter``; each trial builds ``build_network(space, arch)``
-and trains it with :func:`raynas.trainables.train.train_trainable`, which reports
-``val_accuracy`` (the objective), ``train_loss``, ``epoch_time`` and ``images_per_s`` every epoch
-and ``test_accuracy`` after the last. The dataset reaches every worker once, through the object
-store (``tune.with_parameters``). A trial that raises (a cell that cannot be built, a diverging
-loss) is recorded with its error and the search goes on. The rows of ``results.parquet`` have the
-columns of the other runs.
+Each study (one method, one seed) is a Tune experiment whose searcher runs under
+``ConcurrencyLimiter``; each trial builds ``build_network(space, arch)`` and trains it with
+:func:`raynas.trainables.train.train_trainable`, which reports ``val_accuracy`` (the objective),
+``train_loss``, ``epoch_time`` and ``images_per_s`` every epoch and ``test_accuracy`` after the
+last. With ``hparams`` the searcher is a :class:`~raynas.searchers.JointSearcher`: the NAS strategy
+proposes the cell, Optuna's TPE the training hyperparameters, and both learn from every result.
+With ``scheduler="asha"`` (or ``"hyperband"``) epochs are the fidelity: a stopped trial reaches the
+searchers with the epochs it trained (column ``epoch``). The dataset reaches every worker once per
+study, through the object store (``tune.with_parameters``). A trial that raises (a cell that cannot
+be built, a diverging loss) is recorded with its error and the search goes on. Studies checkpoint
+through Tune: ``raynas resume`` continues each from where it stopped and skips finished ones.
+``results.parquet`` has the columns of the other runs; ``summary.md`` and ``curves.png`` follow.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from raynas._errors import UnknownNameError, check_positive
+from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas.runner._compare import (
     EXPERIMENT_FILE,
     RESULTS_FILE,
@@ -29,13 +34,20 @@ from raynas.runner._compare import (
     add_incumbent,
     write_rows,
 )
+from raynas.runner._hparams import extremes, parse_hparams, to_domains
 from raynas.runner._tune_run import trials_in_order
 from raynas.searchers import check_options, get_searcher, searcher_names
 from raynas.spaces import get_space, space_names
 
+KIND = "train-run"
 METRIC, MODE = "val_accuracy", "max"
-#: Result columns beyond the common ones, in order.
-TRAIN_METRICS = ("val_accuracy", "test_accuracy", "train_loss", "epoch_time", "images_per_s")
+#: Result columns beyond the common ones, in order (``epoch``: epochs trained, fewer when stopped early).
+TRAIN_METRICS = ("val_accuracy", "test_accuracy", "train_loss", "epoch", "epoch_time", "images_per_s")
+SCHEDULERS = ("fifo", "asha", "hyperband")
+#: GPU share per trial with ``gpus_per_trial="auto"`` on a cluster with GPUs: the NAS-Bench-201
+#: and Macro networks (at most 1.5 M and 3 M parameters at 32x32) share a GPU four ways; the
+#: NAS-Bench-101 (up to 49 M parameters) and DARTS networks get a whole one.
+GPU_SHARE = {"nasbench201": 0.25, "nasbench_macro": 0.25, "nasbench101": 1.0, "darts": 1.0}
 
 
 @dataclass
@@ -44,28 +56,37 @@ class TrainRunConfig:
 
     Attributes:
         space: Search space with an image network (nasbench201, nasbench_macro, nasbench101, darts).
-        method: Search strategy (see ``raynas searchers``).
-        seed: Seed of the searcher, the data split, the initialisation and the data order.
-        budget: Architectures to train.
-        dataset: ``digits`` (bundled, upsampled to 3 channels), ``cifar10``, ``cifar100`` or
-            ``imagefolder``.
+        methods: Search strategies (see ``raynas searchers``); one study per method and seed.
+        seeds: Seeds per method (``first_seed`` .. ``first_seed + seeds - 1``). A seed seeds the
+            searchers, the data split, the initialisation and the data order.
+        first_seed: The first seed.
+        budget: Architectures to train per study.
+        dataset: ``digits`` (bundled, 3 channels), ``cifar10``, ``cifar100`` or ``imagefolder``.
         data: Folder of the dataset files (all but digits).
-        epochs: Training epochs per architecture; 12 is the short schedule NAS-Bench-201 also
-            tabulates (Dong & Yang, ICLR 2020).
+        epochs: Training epochs per architecture (the fidelity's maximum); 12 is the short
+            schedule NAS-Bench-201 also tabulates (Dong & Yang, ICLR 2020).
         batch_size: Training batch size (NAS-Bench-201: 256).
         lr: Initial learning rate of SGD with a cosine schedule (NAS-Bench-201: 0.1).
         image_size: Side of the digits images (8 native; 32 like CIFAR); ignored otherwise.
-        workers: Trials trained at the same time.
-        options: Searcher options.
+        workers: Trials trained at the same time in each study.
+        options: Searcher options per method, ``{"dnas": {"eps_dense": 0.3}}``.
         network: Network options, e.g. ``{"channels": 8}`` for NAS-Bench-201.
+        hparams: Training hyperparameters searched jointly with the cell: name ->
+            ``"loguniform(0.001, 0.2)"`` (see :func:`~raynas.runner._hparams.parse_hparams`);
+            they override ``lr``/``batch_size`` and the other :data:`~raynas.trainables.train.TUNABLE`.
+        hparam_method: The hyperparameter searcher (``tpe``: Optuna's TPE).
+        scheduler: ``fifo`` (every trial trains all epochs), ``asha`` or ``hyperband`` (epochs
+            are the fidelity; poor trials stop early).
         cpus_per_trial: CPUs reserved for each trial.
-        gpus_per_trial: GPUs reserved for each trial (0: train on CPU).
+        gpus_per_trial: GPUs per trial; ``"auto"``: :data:`GPU_SHARE` of the space when the
+            cluster has GPUs at the start, else 0.
         name: Experiment name in the results.
     """
 
     space: str
-    method: str
-    seed: int = 0
+    methods: list[str]
+    seeds: int = 1
+    first_seed: int = 0
     budget: int = 10
     dataset: str = "digits"
     data: str | None = None
@@ -74,11 +95,14 @@ class TrainRunConfig:
     lr: float = 0.1
     image_size: int = 32
     workers: int = 1
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
     network: dict[str, Any] = field(default_factory=dict)
+    hparams: dict[str, str] = field(default_factory=dict)
+    hparam_method: str = "tpe"
+    scheduler: str = "fifo"
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    name: str = "run"
+    gpus_per_trial: float | str = "auto"
+    name: str = "train"
 
     def validate(self) -> None:
         """Check every name and number, and build one network, before anything starts."""
@@ -86,6 +110,7 @@ class TrainRunConfig:
 
         from raynas.trainables.data import DATASETS
         from raynas.trainables.networks import build_network, check_network_space
+        from raynas.trainables.train import TrainConfig, apply_hparams
 
         if self.space not in space_names():
             raise UnknownNameError("space", self.space, space_names())
@@ -94,18 +119,45 @@ class TrainRunConfig:
             raise UnknownNameError("dataset", self.dataset, DATASETS)
         if self.dataset != "digits" and self.data is None:
             raise ValueError(f"dataset {self.dataset!r} needs --data, the folder of its files")
-        for name in ("budget", "epochs", "batch_size", "lr", "image_size", "workers", "cpus_per_trial"):
+        for name in ("seeds", "budget", "epochs", "batch_size", "lr", "image_size", "workers", "cpus_per_trial"):
             check_positive(name, getattr(self, name))
-        if self.gpus_per_trial < 0:
-            raise ValueError(f"gpus_per_trial must not be negative, got {self.gpus_per_trial}")
-        if self.method not in searcher_names():
-            raise UnknownNameError("method", self.method, searcher_names())
-        check_options(self.method, self.options)
+        if self.gpus_per_trial != "auto" and (
+            isinstance(self.gpus_per_trial, (bool, str)) or self.gpus_per_trial < 0
+        ):
+            raise ValueError(f"gpus_per_trial must be a number >= 0 or 'auto', got {self.gpus_per_trial!r}")
+        if not self.methods:
+            raise ValueError("give at least one method, e.g. --methods dnas,evolution,random")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods are listed twice: {self.methods}")
+        for method in self.methods:
+            if method not in searcher_names():
+                raise UnknownNameError("method", method, searcher_names())
+        for method, options in self.options.items():
+            if method not in self.methods:
+                raise ValueError(f"options are given for {method!r}, which is not among the methods run "
+                                 f"({', '.join(self.methods)})")
+            check_options(method, options)
+        if self.scheduler not in SCHEDULERS:
+            raise UnknownNameError("scheduler", self.scheduler, SCHEDULERS)
+        if self.hparam_method != "tpe":
+            raise UnknownNameError("hyperparameter method", self.hparam_method, ["tpe"])
+        base = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        self.hparams = {k: parse_hparams(f"{k}={v}")[k] for k, v in self.hparams.items()}
+        for name, values in extremes(self.hparams).items():
+            for value in values:
+                try:
+                    apply_hparams(base, {name: value})
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"hyperparameter {name}={self.hparams[name]}: {exc}") from None
         space = get_space(self.space)
         try:
             build_network(space, space.sample(np.random.default_rng(0)), **self.network)
         except TypeError as exc:
             raise ValueError(f"bad network options {self.network} for {self.space}: {exc}") from None
+
+    def studies(self) -> list[tuple[str, int]]:
+        """``(method, seed)`` of every study, in run order."""
+        return [(m, self.first_seed + s) for m in self.methods for s in range(self.seeds)]
 
 
 def build_model(config: dict[str, Any], space: str, num_classes: int, network: dict[str, Any]):
@@ -116,51 +168,142 @@ def build_model(config: dict[str, Any], space: str, num_classes: int, network: d
     return build_network(sp, sp.from_config(config), num_classes, **network)
 
 
-def load_splits(cfg: TrainRunConfig):
-    """The dataset of ``cfg``; digits come as 3-channel images of side ``cfg.image_size``."""
+def load_splits(cfg: TrainRunConfig, seed: int):
+    """The dataset of ``cfg`` split by ``seed``; digits come as 3-channel images of side ``cfg.image_size``."""
     from raynas.trainables.data import load_dataset
 
     if cfg.dataset == "digits":
-        return load_dataset("digits", seed=cfg.seed, image_size=cfg.image_size, channels=3)
-    return load_dataset(cfg.dataset, cfg.data, seed=cfg.seed)
+        return load_dataset("digits", seed=seed, image_size=cfg.image_size, channels=3)
+    return load_dataset(cfg.dataset, cfg.data, seed=seed)
 
 
-def run_train(cfg: TrainRunConfig, out: str | os.PathLike, verbose: int = 0) -> Path:
-    """Train ``cfg.budget`` architectures proposed by ``cfg.method``; returns ``results.parquet``."""
+def resolve_gpus(value: float | str, space: str, cluster_gpus: float | None = None) -> float:
+    """GPUs per trial: ``value``, or for ``"auto"`` the space's :data:`GPU_SHARE` if the cluster has GPUs."""
+    if value != "auto":
+        return float(value)
+    if cluster_gpus is None:
+        import ray
+
+        cluster_gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    return GPU_SHARE.get(space, 1.0) if cluster_gpus > 0 else 0.0
+
+
+def make_searcher(cfg: TrainRunConfig, method: str, seed: int):
+    """The study's searcher: the NAS strategy, joined with TPE over ``cfg.hparams`` when given."""
+    space = get_space(cfg.space)
+    searcher = get_searcher(method, space, metric=METRIC, mode=MODE, seed=seed, **cfg.options.get(method, {}))
+    if cfg.hparams:
+        from raynas.searchers import JointSearcher
+
+        searcher = JointSearcher(searcher, to_domains(cfg.hparams), seed=seed)
+    return searcher
+
+
+def _scheduler(cfg: TrainRunConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    if cfg.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs, grace_period=1, reduction_factor=3)
+    if cfg.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", max_t=cfg.epochs, reduction_factor=3)
+    return FIFOScheduler()
+
+
+def _trainable(cfg: TrainRunConfig, seed: int, splits):
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
 
     from raynas.trainables.train import TrainConfig, train_trainable
 
-    out = Path(out).resolve()
-    if (out / EXPERIMENT_FILE).exists():
-        raise ExperimentExistsError(f"{out} already holds an experiment; choose another --out")
-    cfg.validate()
-    splits = load_splits(cfg)  # a missing or malformed dataset fails before anything is written
-    space = get_space(cfg.space)
-    searcher = get_searcher(cfg.method, space, metric=METRIC, mode=MODE, seed=cfg.seed, **cfg.options)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / EXPERIMENT_FILE).write_text(json.dumps({"kind": "train-run", **asdict(cfg)}, indent=2))
-    _init_ray()
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     model_fn = partial(build_model, space=cfg.space, num_classes=splits.num_classes, network=dict(cfg.network))
     train_config = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     trainable = tune.with_parameters(
-        train_trainable, model_fn=model_fn, data_ref_or_splits=splits, train_config=train_config, seed=cfg.seed,
+        train_trainable, model_fn=model_fn, data_ref_or_splits=splits, train_config=train_config, seed=seed,
     )
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}),
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
-            num_samples=cfg.budget, metric=METRIC, mode=MODE,
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(out), verbose=verbose,
-            failure_config=tune.FailureConfig(max_failures=0),
-        ),
-    )
-    start = time.time()
-    return _collect(tuner.fit(), cfg, start, out)
+    gpus = resolve_gpus(cfg.gpus_per_trial, cfg.space)
+    return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": gpus})
+
+
+def study_name(method: str, seed: int) -> str:
+    return f"{method}-seed{seed}"
+
+
+def run_train(cfg: TrainRunConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
+              verbose: int = 0) -> Path:
+    """Run (or, with ``resume``, continue) every study of ``cfg``; returns ``results.parquet``."""
+    out = Path(out).resolve()
+    if (out / EXPERIMENT_FILE).exists():
+        if not resume:
+            raise ExperimentExistsError(f"{out} already holds an experiment; pass --resume (or run "
+                                        f"`raynas resume {out}`) to continue it, or choose another --out")
+        return resume_train(out, progress=progress, verbose=verbose)
+    if out.exists() and any(out.iterdir()):
+        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
+    cfg = TrainRunConfig(**asdict(cfg))
+    if cfg.data is not None:
+        cfg.data = str(Path(cfg.data).resolve())
+    cfg.validate()
+    load_splits(cfg, cfg.first_seed)  # a missing or malformed dataset fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (EXPERIMENT_FILE + ".tmp")
+    tmp.write_text(json.dumps({"kind": KIND, **asdict(cfg)}, indent=2))
+    tmp.replace(out / EXPERIMENT_FILE)
+    return _run(cfg, out, progress, verbose)
+
+
+def load_train_config(out: str | os.PathLike) -> TrainRunConfig:
+    data = json.loads((Path(out) / EXPERIMENT_FILE).read_text())
+    if data.pop("kind", None) != KIND:
+        raise RaynasError(f"{out} does not hold a --trainable train experiment")
+    return TrainRunConfig(**data)
+
+
+def resume_train(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:
+    """Continue every unfinished study of the experiment in ``out``; finished ones are kept as they are."""
+    out = Path(out).resolve()
+    cfg = load_train_config(out)
+    cfg.validate()
+    return _run(cfg, out, progress, verbose)
+
+
+def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from raynas.runner._progress import TrialProgress
+
+    _init_ray()
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    rows: list[dict[str, Any]] = []
+    for method, seed in cfg.studies():
+        splits = load_splits(cfg, seed)
+        name = study_name(method, seed)
+        folder = out / "tune" / name
+        bar = TrialProgress(cfg.budget, f"{method} seed {seed}", METRIC, MODE, enabled=progress)
+        start = time.time()
+        if tune.Tuner.can_restore(str(folder)):
+            # Errored trials stay errored: their failure is a result the searchers were told.
+            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, seed, splits),
+                                       resume_unfinished=True, resume_errored=False)
+        else:
+            tuner = tune.Tuner(
+                _trainable(cfg, seed, splits),
+                tune_config=tune.TuneConfig(
+                    search_alg=ConcurrencyLimiter(make_searcher(cfg, method, seed), max_concurrent=cfg.workers),
+                    scheduler=_scheduler(cfg), num_samples=cfg.budget, metric=METRIC, mode=MODE,
+                    reuse_actors=True,  # a new worker process per trial costs seconds; the data stays put
+                ),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(out / "tune"), verbose=verbose, callbacks=[bar],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
+        grid = tuner.fit()
+        bar.close()
+        rows.extend(_study_rows(grid, cfg, method, seed, start))
+    path = out / RESULTS_FILE
+    write_rows(rows, path, TRAIN_METRICS)
+    write_train_report(out, cfg)
+    return path
 
 
 def _error_line(error: BaseException) -> str:
@@ -169,7 +312,7 @@ def _error_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def _collect(grid, cfg: TrainRunConfig, start: float, out: Path) -> Path:
+def _study_rows(grid, cfg: TrainRunConfig, method: str, seed: int, start: float) -> list[dict[str, Any]]:
     space = get_space(cfg.space)
     rows = []
     for query, (index, result) in enumerate(trials_in_order(grid)):
@@ -178,13 +321,27 @@ def _collect(grid, cfg: TrainRunConfig, start: float, out: Path) -> Path:
         config = {k: v for k, v in result.config.items() if k != "seed"}
         finished = metrics.get("timestamp")
         rows.append({
-            "experiment": cfg.name, "method": cfg.method, "seed": cfg.seed, "query": query,
+            "experiment": cfg.name, "method": method, "seed": seed, "query": query,
             "suggestion": index, "time": None if finished is None else max(0.0, finished - start),
             "key": space.key(space.from_config(config)), "config": json.dumps(config, sort_keys=True),
             **{m: (metrics.get(m) if error is None else None) for m in TRAIN_METRICS},
             "error": error,
         })
-    add_incumbent(rows, METRIC, MODE)
-    path = out / RESULTS_FILE
-    write_rows(rows, path, TRAIN_METRICS)
-    return path
+    return add_incumbent(rows, METRIC, MODE)
+
+
+def write_train_report(out: Path, cfg: TrainRunConfig) -> str:
+    """Write ``summary.md``, ``summary.csv`` and ``curves.png`` of a training search; return the Markdown."""
+    from raynas import report
+
+    results = out / RESULTS_FILE
+    summaries = report.summarize(results, None, MODE, methods=cfg.methods)
+    extra = f", hyperparameters {', '.join(f'{k}={v}' for k, v in cfg.hparams.items())}" if cfg.hparams else ""
+    title = (f"# {cfg.space} trained on {cfg.dataset} ({cfg.epochs} epochs, {cfg.scheduler}{extra}): "
+             f"{len(cfg.methods)} methods x {cfg.seeds} seeds x {cfg.budget} networks\n\n")
+    md = title + report.to_markdown(summaries, METRIC, None)
+    (out / "summary.md").write_text(md)
+    report.to_csv(summaries, out / "summary.csv")
+    report.plot_curves(results, out / "curves.png", METRIC, None, MODE)
+    return md
+
