@@ -6,6 +6,7 @@ Runs on the embedded NAS-Bench-Graph table (Cora): no outside data file is neede
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,3 +66,40 @@ def test_resume_after_sigkill_equals_uninterrupted_run(graph, tmp_path):
             assert [r["config"] for r in mine] == [r["config"] for r in st.rows]
             assert [r["time"] for r in mine] == [r["time"] for r in st.rows]
             assert [r["val_accuracy"] for r in mine] == [r["val_accuracy"] for r in st.rows]
+
+
+def test_training_search_resumes_after_sigkill_with_the_same_results(tmp_path):
+    """`raynas run --trainable train`, killed mid-search, then `raynas resume`: the results equal an
+    uninterrupted run's (CPU training is a function of the seed, a trial restarts from its last
+    epoch checkpoint, and the searcher from its saved state)."""
+    args = ["run", "--trainable", "train", "--space", "nasbench201", "--dataset", "digits", "--image-size", "8",
+            "--network", "channels=4", "--network", "cells_per_stage=1", "--method", "evolution",
+            "--set", "evolution.population_size=3", "--set", "evolution.sample_size=2",
+            "--budget", "6", "--epochs", "3", "--batch-size", "64", "--lr", "0.05", "--quiet"]
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    proc = subprocess.Popen([sys.executable, "-m", "raynas.cli", *args, "--out", str(killed)], env=_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while len(list(killed.glob("tune/*/*/checkpoint_*"))) < 7 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    assert not (killed / "results.parquet").exists()
+    shutil.copytree(killed, tmp_path / "as-killed")  # for a post-mortem if resuming fails
+    done = subprocess.run([sys.executable, "-m", "raynas.cli", "resume", str(killed), "--quiet"],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ref = subprocess.run([sys.executable, "-m", "raynas.cli", *args, "--out", str(straight)],
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    got, want = (pq.read_table(d / "results.parquet").to_pylist() for d in (killed, straight))
+    assert len(got) == 6 and not any(r["error"] for r in got)
+    assert len({r["key"] for r in got}) == 6
+    for column in ("key", "config", "val_accuracy", "train_loss", "test_accuracy", "epoch", "incumbent"):
+        assert [r[column] for r in got] == [r[column] for r in want], column

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,13 +120,20 @@ def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
     return _collect(tuner.fit(), cfg, evaluator, metric, out)
 
 
+_TRIAL_DIR = re.compile(r"_[0-9a-f]{8}(?:_\d{5})?_(\d+)(?:_|$)")
+
+
 def trials_in_order(grid) -> list[tuple[int, Any]]:
-    """``(suggestion index, result)`` of every trial of a Tune result grid, in suggestion order."""
+    """``(suggestion index, result)`` of every trial of a Tune result grid, in suggestion order.
+
+    The index is the trial counter in the trial's folder name (``<trainable>_<id>_<counter>_<config>``),
+    which survives ``Tuner.restore``; the grid's own order does not.
+    """
     entries = []
-    for result in grid:
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
-        index = int(trial_id.rsplit("_", 1)[-1]) if "_" in trial_id else len(entries)
-        entries.append((index, result))
+    for position, result in enumerate(grid):
+        name = Path(result.path).name if result.path else ""
+        match = _TRIAL_DIR.search(name)
+        entries.append((int(match.group(1)) - 1 if match else position, result))
     entries.sort(key=lambda e: e[0])
     return entries
 
