@@ -51,6 +51,11 @@ def incumbent_matrix(table, method: str, budget: int) -> np.ndarray:
     return np.asarray(out, dtype=float).reshape(len(out), budget)
 
 
+def _nan_stat(fn, values: np.ndarray) -> float:
+    """``fn`` (nanmean, nanstd) of ``values``; NaN without a warning when every value is NaN."""
+    return float(fn(values)) if np.isfinite(values).any() else math.nan
+
+
 def summarize(
     results: str | Path,
     optimum: float | None,
@@ -72,15 +77,15 @@ def summarize(
         best = {}
         for c in marks:
             col = mat[:, c - 1]
-            best[c] = (float(np.nanmean(col)), float(np.nanstd(col)))
+            best[c] = (_nan_stat(np.nanmean, col), _nan_stat(np.nanstd, col))
         if optimum is not None:
             regret = sign * (optimum - mat[:, -1])
             hit = sign * (mat - optimum) >= -1e-9
             reached = hit.any(axis=1)
             first = np.where(reached, hit.argmax(axis=1) + 1, 0)
             q2o = float(first[reached].mean()) if reached.any() else math.nan
-            out.append(MethodSummary(method, len(mat), best, float(np.nanmean(regret)),
-                                     float(np.nanstd(regret)), int(reached.sum()), q2o,
+            out.append(MethodSummary(method, len(mat), best, _nan_stat(np.nanmean, regret),
+                                     _nan_stat(np.nanstd, regret), int(reached.sum()), q2o,
                                      int(errors[all_methods == method].sum())))
         else:
             out.append(MethodSummary(method, len(mat), best, math.nan, math.nan, 0, math.nan,
@@ -89,16 +94,18 @@ def summarize(
 
 
 def to_markdown(summaries: list[MethodSummary], metric: str, optimum: float | None) -> str:
+    """The summary table; without a known optimum (real training) the regret columns are left out."""
     marks = list(summaries[0].best) if summaries else []
-    head = ["method", "seeds", *[f"best@{c}" for c in marks], f"regret@{marks[-1] if marks else ''}",
-            "reached opt.", "queries to opt.", "errors"]
+    regret = [f"regret@{marks[-1] if marks else ''}", "reached opt.", "queries to opt."] if optimum is not None else []
+    head = ["method", "seeds", *[f"best@{c}" for c in marks], *regret, "errors"]
     lines = [f"Objective: {metric}" + (f"; optimum {optimum:.4f}" if optimum is not None else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
-        cells = [s.method, str(s.seeds), *[f"{m:.3f} ± {sd:.3f}" for m, sd in s.best.values()],
-                 f"{s.regret:.4f}", f"{s.reached}/{s.seeds}",
-                 "-" if math.isnan(s.queries_to_optimum) else f"{s.queries_to_optimum:.1f}",
-                 str(s.errors)]
+        cells = [s.method, str(s.seeds), *[f"{m:.3f} ± {sd:.3f}" for m, sd in s.best.values()]]
+        if optimum is not None:
+            cells += [f"{s.regret:.4f}", f"{s.reached}/{s.seeds}",
+                      "-" if math.isnan(s.queries_to_optimum) else f"{s.queries_to_optimum:.1f}"]
+        cells.append(str(s.errors))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -115,7 +122,7 @@ def to_csv(summaries: list[MethodSummary], path: str | Path) -> None:
 
 
 def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: float | None = None,
-                mode: str = "max") -> Path:
+                mode: str = "max", time_label: str = "simulated time (s)") -> Path:
     """Best-so-far against queries (mean ± std over seeds) and against simulated time (median)."""
     import matplotlib
 
@@ -135,7 +142,9 @@ def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: flo
     inc_col = np.asarray([np.nan if v is None else v for v in table.column("incumbent").to_pylist()], float)
     for method in methods:
         mat = incumbent_matrix(table, method, budget)
-        mean, std = np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
+        with warnings.catch_warnings():  # columns where no trial of any seed has succeeded yet
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
         (line,) = ax1.plot(x, mean, label=method)
         ax1.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
         curves = []
@@ -150,7 +159,7 @@ def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: flo
                 warnings.simplefilter("ignore", RuntimeWarning)
                 median = np.nanmedian(np.asarray(curves), axis=0)
             ax2.plot(grid, median, label=method, color=line.get_color())
-    for ax, xlabel in ((ax1, "queries"), (ax2, "simulated time (s)")):
+    for ax, xlabel in ((ax1, "queries"), (ax2, time_label)):
         if optimum is not None:
             ax.axhline(optimum, color="k", lw=0.8, ls="--", label="optimum")
         ax.set_xlabel(xlabel)

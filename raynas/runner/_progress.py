@@ -76,7 +76,7 @@ class TrialProgress(tune.Callback):
             self.best = value
         bar = self._bar()
         if bar is not None and self.best is not None:
-            bar.set_postfix({f"best {self.metric}": f"{self.best:.2f}"}, refresh=True)
+            bar.set_postfix({f"best {self.metric}": f"{self.best:.2f}"}, refresh=False)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info):
         self._finish(trial)
