@@ -72,15 +72,15 @@ def main() -> None:
     # 2. Tune path
     import ray
 
-    from raynas.runner._tune_run import TuneRunConfig, run_tune
+    from raynas.runner._compare import CompareConfig, compare
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     tmp = tempfile.mkdtemp()
     trials = 100
-    cfg = TuneRunConfig(benchmark="nasbench201", method="random", seed=0, budget=trials, data=str(csv),
-                        metric="test_accuracy", workers=2)
+    cfg = CompareConfig(benchmark="nasbench201", methods=["random"], seeds=1, budget=trials, data=str(csv),
+                        metric="test_accuracy", workers=2, backend="tune")
     t0 = time.perf_counter()
-    run_tune(cfg, os.path.join(tmp, "tune"))
+    compare(cfg, os.path.join(tmp, "tune"), progress=False)
     per_trial = (time.perf_counter() - t0) / trials
     out["tune_per_trial_s"] = round(per_trial, 4)
     out["optuna_per_trial_s"] = round(optuna_alone(bench, "random", trials, 0) / trials, 5)

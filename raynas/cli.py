@@ -214,10 +214,12 @@ def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) ->
     return out
 
 
-def _launch(methods: list[str], **kw) -> None:
+def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+            **kw) -> None:
     from raynas.runner._compare import CompareConfig, compare
 
     cfg = CompareConfig(
+        backend=backend, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         benchmark=kw["benchmark"], methods=methods, seeds=kw["seeds"], budget=kw["budget"],
         dataset=kw["dataset"], data=kw["data"], metric=kw["metric"], workers=kw["workers"],
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
@@ -277,12 +279,18 @@ def _gpus(value: str) -> float | str:
     return gpus
 
 
+_BACKEND = click.option(
+    "--backend", type=click.Choice(["sim", "tune"]), default="sim", show_default=True,
+    help="sim: each study on simulated asynchronous workers; tune: one Tune trial per query.")
+
+
 @main.command()
 @click.option("--methods", required=True, help="Comma-separated strategies, e.g. dnas,evolution,random.")
+@_BACKEND
 @_train_options
 @partial(_common_options, benchmark_required=False)
 @click.pass_context
-def compare(ctx, methods: str, **kw) -> None:
+def compare(ctx, methods: str, backend: str, **kw) -> None:
     """Run several strategies over many seeds in parallel as one Ray Tune experiment."""
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     train = _pop_train(kw)
@@ -292,7 +300,9 @@ def compare(ctx, methods: str, **kw) -> None:
     _refuse_train_only(ctx, train)
     if kw["benchmark"] is None:
         raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
-    _launch(method_list, **kw)
+    gpus = _gpus(train["gpus_per_trial"])
+    _launch(method_list, backend=backend, cpus_per_trial=train["cpus_per_trial"],
+            gpus_per_trial=0.0 if gpus == "auto" else gpus, **kw)
 
 
 _TRAIN_ONLY = ("space", "epochs", "batch_size", "lr", "hparams", "scheduler", "network", "image_size")
@@ -315,8 +325,7 @@ def _refuse_train_only(ctx, train: dict) -> None:
 
 @main.command()
 @click.option("--method", required=True, help="One strategy (see `raynas searchers`).")
-@click.option("--backend", type=click.Choice(["sim", "tune"]), default="sim", show_default=True,
-              help="sim: simulated asynchronous workers; tune: one Tune trial per query.")
+@_BACKEND
 @_train_options
 @partial(_common_options, benchmark_required=False)
 @click.pass_context
@@ -331,23 +340,9 @@ def run(ctx, method: str, backend: str, **kw) -> None:
     _refuse_train_only(ctx, train)
     if kw["benchmark"] is None:
         raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
-    if backend == "sim":
-        _launch([method], **kw)
-        return
-    from raynas.runner._tune_run import TuneRunConfig, run_tune
-
     gpus = _gpus(train["gpus_per_trial"])
-    cfg = TuneRunConfig(
-        benchmark=kw["benchmark"], method=method, seed=0, budget=kw["budget"], dataset=kw["dataset"],
-        data=kw["data"], metric=kw["metric"], workers=kw["workers"],
-        max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
-        cpus_per_trial=train["cpus_per_trial"], gpus_per_trial=0.0 if gpus == "auto" else gpus,
-        options=parse_settings(kw["settings"], [method]).get(method, {}),
-    )
-    if kw["seeds"] != 5:
-        click.echo("note: --backend tune runs one seed (0); use the sim backend for many seeds", err=True)
-    path = run_tune(cfg, kw["out"], resume=kw["resume"])
-    click.echo(f"results: {path}")
+    _launch([method], backend=backend, cpus_per_trial=train["cpus_per_trial"],
+            gpus_per_trial=0.0 if gpus == "auto" else gpus, **kw)
 
 
 def _parse_network(items: tuple[str, ...]) -> dict:
@@ -402,13 +397,7 @@ def resume(out: str, quiet: bool) -> None:
     """Continue an interrupted `compare` or `run` in folder OUT."""
     from raynas.runner._compare import resume as resume_compare
 
-    kind = _kind(out)
-    if kind == "tune-run":
-        from raynas.runner._tune_run import resume_tune
-
-        click.echo(f"results: {resume_tune(out)}")
-        return
-    if kind == "train-run":
+    if _kind(out) == "train-run":
         from raynas.runner._train_run import resume_train
 
         resume_train(out, progress=not quiet)

@@ -150,6 +150,8 @@ def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: flo
         curves = []
         for seed in sorted(set(seed_col[meth_col == method].tolist())):
             sel = (meth_col == method) & (seed_col == seed) & np.isfinite(times)
+            if not sel.any():  # no time recorded for this study
+                continue
             order = np.argsort(times[sel])
             t, v = times[sel][order], inc_col[sel][order]
             idx = np.searchsorted(t, grid, side="right") - 1

@@ -16,7 +16,6 @@ from raynas import UnknownNameError
 from raynas.runner import simulate
 from raynas.runner._compare import CompareConfig, ExperimentExistsError, compare
 from raynas.runner._study import StudySpec, run_study
-from raynas.runner._tune_run import TuneRunConfig, run_tune
 from raynas.searchers import get_searcher
 
 
@@ -97,9 +96,9 @@ def test_searchers_keep_to_the_cells_of_a_partial_table(nb201_excerpt):
 
 
 def test_tune_path_matches_simulated_path(ray_session, graph, tmp_path):
-    cfg = TuneRunConfig(benchmark="nasbench_graph", dataset="cora", method="evolution", seed=7, budget=16,
-                        metric="val_accuracy")
-    path = run_tune(cfg, tmp_path / "tune")
+    cfg = CompareConfig(benchmark="nasbench_graph", dataset="cora", methods=["evolution"], seeds=1, first_seed=7,
+                        budget=16, metric="val_accuracy", backend="tune")
+    path = compare(cfg, tmp_path / "tune", progress=False)
     tuned = pq.read_table(path).to_pylist()
     sim = simulate(make("evolution", graph, seed=7), graph, 16, workers=1).rows
     assert len(tuned) == 16 and not any(r["error"] for r in tuned)
@@ -119,9 +118,9 @@ def test_tune_path_records_errored_trials(ray_session, tmp_path, nb201_excerpt):
     # Write the table where `custom` finds it; a Tune-path searcher here is told the candidates,
     # so instead give it an option that breaks every lookup: a fidelity the table lacks.
     path = part.to_parquet(tmp_path / "custom.parquet")
-    cfg = TuneRunConfig(benchmark="custom", method="random", seed=0, budget=3, data=str(path),
-                        metric="test_accuracy", fidelity=200)
-    rows = pq.read_table(run_tune(cfg, tmp_path / "run")).to_pylist()
+    cfg = CompareConfig(benchmark="custom", methods=["random"], seeds=1, budget=3, data=str(path),
+                        metric="test_accuracy", fidelity=200, backend="tune")
+    rows = pq.read_table(compare(cfg, tmp_path / "run", progress=False)).to_pylist()
     assert len(rows) == 3
     assert all(r["error"] and "fidelity" in r["error"] for r in rows)
 
@@ -185,3 +184,17 @@ def test_studies_get_a_gpu_where_the_cluster_has_one_and_the_searcher_wants_it(m
     assert _resources({"study": {"method": "tpe"}}).bundles == [{"CPU": 1.0}]
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
     assert _resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0}]
+
+
+def test_a_tune_run_folder_of_the_older_format_loads_as_one_experiment_definition(tmp_path):
+    from raynas.runner._compare import load_config
+
+    legacy = {"kind": "tune-run", "benchmark": "nasbench_graph", "method": "evolution", "seed": 3, "budget": 20,
+              "dataset": "cora", "data": None, "metric": None, "workers": 2, "fidelity": None, "max_cost": {},
+              "options": {"population_size": 5}, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "name": "run"}
+    (tmp_path / "experiment.json").write_text(json.dumps(legacy))
+    cfg = load_config(tmp_path)
+    assert (cfg.methods, cfg.seeds, cfg.first_seed, cfg.backend, cfg.workers) == (["evolution"], 1, 3, "tune", 2)
+    assert cfg.options == {"evolution": {"population_size": 5}}
+    cfg.validate()
+    assert [s.seed for s in cfg.studies("val_accuracy", "max")] == [3]

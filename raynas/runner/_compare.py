@@ -29,6 +29,7 @@ from raynas.searchers import check_options, searcher_class, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 
 EXPERIMENT_FILE = "experiment.json"
+BACKENDS = ("sim", "tune")
 RESULTS_FILE = "results.parquet"
 
 
@@ -38,7 +39,13 @@ class ExperimentExistsError(RaynasError, FileExistsError):
 
 @dataclass
 class CompareConfig:
-    """Everything that defines a comparison; stored as ``DIR/experiment.json``."""
+    """Everything that defines a tabular experiment (``compare`` and ``run``); stored as ``DIR/experiment.json``.
+
+    One definition serves both backends. ``backend="sim"``: each study (method x seed) is one Tune
+    trial on the simulated asynchronous backend. ``backend="tune"``: each study is a Tune
+    experiment with one trial per query (the searcher under ``ConcurrencyLimiter``), the path
+    real training and supernet evaluation take, with ``cpus_per_trial``/``gpus_per_trial``.
+    """
 
     benchmark: str
     methods: list[str]
@@ -54,6 +61,9 @@ class CompareConfig:
     checkpoint_every: int = 25
     first_seed: int = 0
     name: str = "compare"
+    backend: str = "sim"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
 
     def validate(self) -> None:
         """Check every name and number before anything starts."""
@@ -63,21 +73,14 @@ class CompareConfig:
         check_positive("seeds", self.seeds)
         check_positive("workers", self.workers)
         check_positive("checkpoint_every", self.checkpoint_every)
-        if not self.methods:
-            raise ValueError("give at least one method, e.g. --methods dnas,evolution,random")
-        valid = searcher_names()
-        for method in self.methods:
-            if method not in valid:
-                raise UnknownNameError("method", method, valid)
-        if len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"methods are listed twice: {self.methods}")
+        check_positive("cpus_per_trial", self.cpus_per_trial)
+        if self.gpus_per_trial < 0:
+            raise ValueError(f"gpus_per_trial must not be negative, got {self.gpus_per_trial}")
+        if self.backend not in BACKENDS:
+            raise UnknownNameError("backend", self.backend, BACKENDS)
+        check_methods(self.methods, self.options)
         for name, limit in self.max_cost.items():
             check_positive(f"max_{name}", limit)
-        for method, options in self.options.items():
-            if method not in self.methods:
-                raise ValueError(f"options are given for {method!r}, which is not among the methods run "
-                                 f"({', '.join(self.methods)})")
-            check_options(method, options)
 
     def studies(self, metric: str, mode: str) -> list[StudySpec]:
         return [
@@ -89,6 +92,23 @@ class CompareConfig:
             for m in self.methods
             for s in range(self.seeds)
         ]
+
+
+def check_methods(methods: list[str], options: dict[str, dict[str, Any]]) -> None:
+    """Refuse an empty, repeated or unknown method, and options of a method not run or ill-typed."""
+    if not methods:
+        raise ValueError("give at least one method, e.g. --methods dnas,evolution,random")
+    valid = searcher_names()
+    for method in methods:
+        if method not in valid:
+            raise UnknownNameError("method", method, valid)
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods are listed twice: {methods}")
+    for method, opts in options.items():
+        if method not in methods:
+            raise ValueError(f"options are given for {method!r}, which is not among the methods run "
+                             f"({', '.join(methods)})")
+        check_options(method, opts)
 
 
 def resolve_metric(bench: TabularBenchmark, metric: str | None) -> str:
@@ -181,7 +201,12 @@ def _normalised(config: CompareConfig) -> CompareConfig:
 def load_config(out: str | os.PathLike) -> CompareConfig:
     data = json.loads((Path(out) / EXPERIMENT_FILE).read_text())
     kind = data.pop("kind", "compare")
-    if kind != "compare":
+    if kind == "tune-run":  # written before the Tune path shared this definition
+        method = data.pop("method")
+        data["methods"], data["first_seed"] = [method], data.pop("seed")
+        data["options"] = {method: data["options"]} if data.get("options") else {}
+        data.update(seeds=1, backend="tune", name=data.get("name", "run"))
+    elif kind != "compare":
         raise RaynasError(f"{out} holds a {kind!r} experiment, not a comparison")
     return CompareConfig(**data)
 
@@ -195,6 +220,10 @@ def resume(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> P
 
 
 def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbose: int) -> Path:
+    if config.backend == "tune":
+        from raynas.runner._tune_run import run_studies
+
+        return run_studies(config, out, restore=restore, progress=progress, verbose=verbose)
     from ray import tune
 
     from raynas.runner._progress import StudyProgress
@@ -302,7 +331,11 @@ def write_report(out: Path, config: CompareConfig, evaluator: TabularEvaluator, 
     from raynas import report
 
     mode = default_mode(metric)
-    optimum = evaluator.optimum(metric, config.fidelity, config.max_cost or None)
+    try:
+        optimum = evaluator.optimum(metric, config.fidelity, config.max_cost or None)
+    except RaynasError as exc:  # e.g. a fidelity the table lacks: every trial failed; report that
+        warnings.warn(f"no optimum for the regret columns: {exc}", stacklevel=2)
+        optimum = None
     results = out / RESULTS_FILE
     summaries = report.summarize(results, optimum, mode, methods=config.methods)
     title = (f"# {config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
@@ -311,5 +344,6 @@ def write_report(out: Path, config: CompareConfig, evaluator: TabularEvaluator, 
     md = title + report.to_markdown(summaries, metric, optimum)
     (out / "summary.md").write_text(md)
     report.to_csv(summaries, out / "summary.csv")
-    report.plot_curves(results, out / "curves.png", metric, optimum, mode)
+    time_label = "simulated time (s)" if config.backend == "sim" else "wall-clock time (s)"
+    report.plot_curves(results, out / "curves.png", metric, optimum, mode, time_label=time_label)
     return md

@@ -1,8 +1,8 @@
-"""The Ray Tune path: one Tune trial per query, the searcher under ``ConcurrencyLimiter``.
+"""The Ray Tune backend of an experiment: one Tune trial per query, the searcher under ``ConcurrencyLimiter``.
 
-This is the path that real training and supernet evaluation use. For tabular benchmarks the
-trainable is :func:`raynas.trainables.tabular.tabular_trainable` over a ``TabularEvaluator``,
-which reaches each
+This is the path that real training and supernet evaluation use (``backend="tune"`` of a
+:class:`~raynas.runner._compare.CompareConfig`). For tabular benchmarks the trainable is
+:func:`raynas.trainables.tabular.tabular_trainable` over a ``TabularEvaluator``, which reaches each
 worker once through ``tune.with_parameters`` (the object store), and actors are reused.
 """
 
@@ -10,114 +10,78 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-from dataclasses import asdict, dataclass, field
+import time
 from pathlib import Path
 from typing import Any
 
-from raynas._errors import RaynasError, UnknownNameError, check_positive
-from raynas.benchmarks import check_dataset, default_mode, get_spec, load
+from raynas.benchmarks import default_mode, load
 from raynas.runner._compare import (
-    EXPERIMENT_FILE,
     RESULTS_FILE,
-    ExperimentExistsError,
+    CompareConfig,
     _init_ray,
     add_incumbent,
     resolve_metric,
     write_rows,
 )
 from raynas.runner._study import StudySpec, build_searcher
-from raynas.searchers import check_options, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 from raynas.trainables.tabular import tabular_trainable
 
 
-@dataclass
-class TuneRunConfig:
-    benchmark: str
-    method: str
-    seed: int
-    budget: int
-    dataset: str | None = None
-    data: str | None = None
-    metric: str | None = None
-    workers: int = 1
-    fidelity: int | None = None
-    max_cost: dict[str, float] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    name: str = "run"
-
-    def validate(self) -> None:
-        self.dataset = check_dataset(get_spec(self.benchmark), self.dataset)
-        check_positive("budget", self.budget)
-        check_positive("workers", self.workers)
-        check_positive("cpus_per_trial", self.cpus_per_trial)
-        if self.method not in searcher_names():
-            raise UnknownNameError("method", self.method, searcher_names())
-        check_options(self.method, self.options)
-
-
-def _trainable(cfg: TuneRunConfig, evaluator: Evaluator):
+def _trainable(cfg: CompareConfig, evaluator: Evaluator):
     from ray import tune
 
     res = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(tabular_trainable, bench=evaluator, fidelity=cfg.fidelity), res)
 
 
-def run_tune(cfg: TuneRunConfig, out: str | os.PathLike, resume: bool = False, verbose: int = 0) -> Path:
-    """Run ``cfg.method`` with one Tune trial per query; returns ``results.parquet``."""
+def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: bool = True,
+                verbose: int = 0) -> Path:
+    """Run (or continue) every study of ``cfg`` with one Tune trial per query; returns ``results.parquet``.
+
+    Each study (method x seed) is a Tune experiment in ``out/tune/<method>_seed<seed>``; a
+    finished one is kept as it is on ``restore``, an unfinished one continues with ``Tuner.restore``.
+    Called by :func:`raynas.runner._compare.compare` for ``backend="tune"``.
+    """
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    out = Path(out).resolve()
-    if (out / EXPERIMENT_FILE).exists():
-        if not resume:
-            raise ExperimentExistsError(f"{out} already holds an experiment; pass --resume or choose another --out")
-        return resume_tune(out, verbose=verbose)
-    cfg.validate()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / EXPERIMENT_FILE).write_text(json.dumps({"kind": "tune-run", **asdict(cfg)}, indent=2))
+    from raynas.runner._compare import write_report
+    from raynas.runner._progress import TrialProgress
+
     bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
     metric = resolve_metric(bench, cfg.metric)
     evaluator = TabularEvaluator(bench)
     mode = default_mode(metric)
-    spec = StudySpec(cfg.method, cfg.seed, metric, mode, cfg.budget, cfg.workers, cfg.fidelity,
-                     dict(cfg.max_cost), dict(cfg.options))
-    searcher = build_searcher(spec, evaluator)
     _init_ray()
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    tuner = tune.Tuner(
-        _trainable(cfg, evaluator),
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.workers),
-            num_samples=cfg.budget, metric=metric, mode=mode, reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(out), verbose=verbose,
-            failure_config=tune.FailureConfig(max_failures=0),
-        ),
-    )
-    return _collect(tuner.fit(), cfg, evaluator, metric, out)
-
-
-def resume_tune(out: str | os.PathLike, verbose: int = 0) -> Path:
-    """Continue an interrupted Tune-path run with ``Tuner.restore``."""
-    from ray import tune
-
-    out = Path(out).resolve()
-    data = json.loads((out / EXPERIMENT_FILE).read_text())
-    if data.pop("kind", None) != "tune-run":
-        raise RaynasError(f"{out} does not hold a --backend tune run")
-    cfg = TuneRunConfig(**data)
-    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
-    metric = resolve_metric(bench, cfg.metric)
-    evaluator = TabularEvaluator(bench)
-    _init_ray()
-    tuner = tune.Tuner.restore(str(out / "tune"), trainable=_trainable(cfg, evaluator), resume_errored=True)
-    return _collect(tuner.fit(), cfg, evaluator, metric, out)
+    rows: list[dict[str, Any]] = []
+    for spec in cfg.studies(metric, mode):
+        folder = out / "tune" / spec.name
+        bar = TrialProgress(cfg.budget, f"{spec.method} seed {spec.seed}", metric, mode, enabled=progress)
+        start = time.time()
+        if restore and tune.Tuner.can_restore(str(folder)):
+            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, evaluator), resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                _trainable(cfg, evaluator),
+                tune_config=tune.TuneConfig(
+                    search_alg=ConcurrencyLimiter(build_searcher(spec, evaluator), max_concurrent=cfg.workers),
+                    num_samples=cfg.budget, metric=metric, mode=mode, reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=spec.name, storage_path=str(out / "tune"), verbose=verbose, callbacks=[bar],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
+        grid = tuner.fit()
+        bar.close()
+        rows.extend(_study_rows(grid, cfg, spec, evaluator, metric, start))
+    path = out / RESULTS_FILE
+    write_rows(rows, path, evaluator.metrics)
+    write_report(out, cfg, evaluator, metric)
+    return path
 
 
 _TRIAL_DIR = re.compile(r"_[0-9a-f]{8}(?:_\d{5})?_(\d+)(?:_|$)")
@@ -138,19 +102,18 @@ def trials_in_order(grid) -> list[tuple[int, Any]]:
     return entries
 
 
-def _collect(grid, cfg: TuneRunConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
+def _study_rows(grid, cfg: CompareConfig, spec: StudySpec, evaluator: Evaluator, metric: str,
+                start: float) -> list[dict]:
+    """The study's rows in suggestion order; ``time`` is wall-clock seconds from the start of this run."""
     rows = []
     for query, (index, result) in enumerate(trials_in_order(grid)):
         metrics = result.metrics or {}
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"
-        config = result.config
         rows.append({
-            "experiment": cfg.name, "method": cfg.method, "seed": cfg.seed, "query": query,
-            "suggestion": index, "time": None, "key": metrics.get("key"),
-            "config": json.dumps(config, sort_keys=True),
+            "experiment": cfg.name, "method": spec.method, "seed": spec.seed, "query": query,
+            "suggestion": index, "key": metrics.get("key"),
+            "time": None if metrics.get("timestamp") is None else max(0.0, metrics["timestamp"] - start),
+            "config": json.dumps(result.config, sort_keys=True),
             **{m: metrics.get(m) for m in evaluator.metrics}, "error": error,
         })
-    add_incumbent(rows, metric, default_mode(metric))
-    path = out / RESULTS_FILE
-    write_rows(rows, path, evaluator.metrics)
-    return path
+    return add_incumbent(rows, metric, spec.mode)
