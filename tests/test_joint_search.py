@@ -175,3 +175,15 @@ def test_gpus_auto_shares_a_gpu_for_small_networks_only():
     assert resolve_gpus("auto", "nasbench101", cluster_gpus=1) == 1.0
     assert resolve_gpus("auto", "darts", cluster_gpus=8) == 1.0
     assert resolve_gpus(0.5, "darts", cluster_gpus=0) == 0.5
+
+
+def test_any_tune_searcher_can_search_the_hyperparameters():
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    arch = get_searcher("random", "nasbench201", metric="val_accuracy", mode="max", seed=0)
+    other = OptunaSearch(sampler=optuna.samplers.RandomSampler(seed=1))  # no space yet: the joint searcher sets it
+    searcher = JointSearcher(arch, to_domains(parse_hparams("lr=uniform(0.01,0.02)")), hparam_searcher=other)
+    configs = _drive(searcher, 0, 6)
+    assert searcher.hp is other and all(0.01 <= c["hparams"]["lr"] <= 0.02 for c in configs)
+    assert len(other._ot_study.trials) == 6
