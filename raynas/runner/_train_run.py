@@ -8,7 +8,7 @@ last. With ``hparams`` the searcher is a :class:`~raynas.searchers.JointSearcher
 proposes the cell, Optuna's TPE the training hyperparameters, and both learn from every result.
 With ``scheduler="asha"`` (or ``"hyperband"``) epochs are the fidelity: a stopped trial reaches the
 searchers with the epochs it trained (column ``epoch``). The dataset reaches every worker once per
-study, through the object store (``tune.with_parameters``). A trial that raises (a cell that cannot
+seed, through the object store (``ray.put``), shared by every study and trial of that seed. A trial that raises (a cell that cannot
 be built, a diverging loss) is recorded with its error and the search goes on. Studies checkpoint
 through Tune: ``raynas resume`` continues each from where it stopped and skips finished ones.
 ``results.parquet`` has the columns of the other runs; ``summary.md`` and ``curves.png`` follow.
@@ -209,15 +209,16 @@ def _scheduler(cfg: TrainRunConfig):
     return FIFOScheduler()
 
 
-def _trainable(cfg: TrainRunConfig, seed: int, splits):
+def _trainable(cfg: TrainRunConfig, seed: int, splits_ref, num_classes: int):
+    """The study's trainable; ``splits_ref`` is the object-store copy of the data every study of the seed shares."""
     from ray import tune
 
     from raynas.trainables.train import TrainConfig, train_trainable
 
-    model_fn = partial(build_model, space=cfg.space, num_classes=splits.num_classes, network=dict(cfg.network))
+    model_fn = partial(build_model, space=cfg.space, num_classes=num_classes, network=dict(cfg.network))
     train_config = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     trainable = tune.with_parameters(
-        train_trainable, model_fn=model_fn, data_ref_or_splits=splits, train_config=train_config, seed=seed,
+        train_trainable, model_fn=model_fn, data_ref_or_splits=splits_ref, train_config=train_config, seed=seed,
     )
     gpus = resolve_gpus(cfg.gpus_per_trial, cfg.space)
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": gpus})
@@ -273,20 +274,26 @@ def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
 
     _init_ray()
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    import ray
+
     rows: list[dict[str, Any]] = []
+    data: dict[int, tuple[Any, int]] = {}  # seed -> (object ref of the splits, classes): one copy per seed
     for method, seed in cfg.studies():
-        splits = load_splits(cfg, seed)
+        if seed not in data:
+            splits = load_splits(cfg, seed)
+            data[seed] = (ray.put(splits), splits.num_classes)
+        splits_ref, num_classes = data[seed]
         name = study_name(method, seed)
         folder = out / "tune" / name
         bar = TrialProgress(cfg.budget, f"{method} seed {seed}", METRIC, MODE, enabled=progress)
         start = time.time()
         if tune.Tuner.can_restore(str(folder)):
             # Errored trials stay errored: their failure is a result the searchers were told.
-            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, seed, splits),
+            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, seed, splits_ref, num_classes),
                                        resume_unfinished=True, resume_errored=False)
         else:
             tuner = tune.Tuner(
-                _trainable(cfg, seed, splits),
+                _trainable(cfg, seed, splits_ref, num_classes),
                 tune_config=tune.TuneConfig(
                     search_alg=ConcurrencyLimiter(make_searcher(cfg, method, seed), max_concurrent=cfg.workers),
                     scheduler=_scheduler(cfg), num_samples=cfg.budget, metric=METRIC, mode=MODE,
