@@ -52,7 +52,9 @@ class ArchSearcher(Searcher):
         mode: ``"max"`` or ``"min"``.
         seed: Seed of the searcher's random generator.
         candidates: Architectures of a partial table; when given, only these are proposed.
-        cost_fn: ``arch -> {"flops": ..., "params": ...}``, needed with ``max_cost``.
+        cost_fn: ``arch -> {"flops": ..., "params": ...}``; with ``max_cost`` and no ``cost_fn``
+            the space's cost model (``space.cost``: real params and FLOPs of the network of
+            the image spaces) is used.
         max_cost: Resource limits, e.g. ``{"flops": 2e7}``; every proposal respects them.
         max_retries: Proposals tried before falling back to a random unseen cell.
     """
@@ -79,12 +81,16 @@ class ArchSearcher(Searcher):
     ):
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        if max_cost and cost_fn is None:
-            raise ValueError("max_cost needs a cost_fn that gives the cost of an architecture")
         super().__init__(metric=metric, mode=mode)
         owner = self.name or type(self).__name__
         self.config = check_config(self.config_class() if config is None else config, self.config_class, owner)
         self.space = get_space(space) if isinstance(space, str) else space
+        if max_cost and cost_fn is None:
+            probe = self.space.sample(np.random.default_rng(0))
+            if self.space.cost(probe) is None:
+                raise ValueError(f"max_cost needs a cost_fn: space {self.space.name!r} has no cost model; "
+                                 "pass cost_fn=arch -> {'flops': ..., 'params': ...}")
+            cost_fn = self.space.cost
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.cost_fn = cost_fn

@@ -175,9 +175,25 @@ def test_flops_limit_holds_on_macro(macro_excerpt):
     assert s.rounds >= 3
 
 
-def test_cost_term_off_without_a_cost_model():
-    s = _dnas(get_space("nasbench201"))
+def test_cost_term_off_without_a_cost_model(graph):
+    s = _dnas(graph.space)
     assert not s.use_cost and s.weights.lambda_flops == 0.0
+
+
+def test_cost_term_off_without_a_limit_or_cost_fn_even_where_the_space_has_a_cost_model():
+    s = _dnas(get_space("nasbench201"))
+    assert get_space("nasbench201").cost(get_space("nasbench201").sample(np.random.default_rng(0))) is not None
+    assert not s.use_cost and s.weights.lambda_flops == 0.0
+
+
+def test_a_flops_limit_brings_in_the_space_cost_model_real_flops():
+    space = get_space("nasbench201")
+    s = _dnas(space, max_cost={"flops": 100e6})
+    assert s.use_cost and s.cost_fn == space.cost and s.weights.lambda_flops > 0
+    # NB201's published 220.11969 MFLOPs of the all-conv3x3 cell, less its classifier's 10 bias adds
+    assert space.cost(("nor_conv_3x3",) * 6)["flops"] == 220_119_690 - 10
+    archs = [s.space.from_config(s.suggest(f"t{i}")) for i in range(4)]
+    assert all(space.cost(a)["flops"] <= 100e6 for a in archs)
 
 
 def test_ablation_switches(graph):

@@ -108,7 +108,15 @@ class Space(abc.ABC):
 
     # --- cost model -------------------------------------------------------------------
     def cost(self, arch: Arch) -> dict[str, float] | None:
-        """``{'params': ..., 'flops': ...}`` where the space defines a cost model, else None."""
+        """``{'params': int, 'flops': int}`` where the space defines a cost model, else None.
+
+        The image spaces (NAS-Bench-201, NAS-Bench-Macro, NAS-Bench-101, DARTS) give the cost
+        of the network :func:`raynas.trainables.networks.build_network` builds at their
+        standard CIFAR-10 setting, with one convention for all (NAS-Bench-Macro's): trainable
+        parameters, and multiply-adds of the conv and linear layers for one 3x32x32 image
+        (biases excluded), 10 classes, the paper's default widths. Other spaces (e.g.
+        NAS-Bench-Graph) have no cost model and return None. See :mod:`raynas.spaces._cost`.
+        """
         return None
 
     # --- helpers ----------------------------------------------------------------------

@@ -341,5 +341,21 @@ class NASBench101Space(Space):
             ) from None
         return self.from_spec(matrix, ops)
 
+    # --- cost model -----------------------------------------------------------------------
+    def cost(self, arch: Cell101) -> dict[str, float]:
+        """Params and FLOPs of the CIFAR-10 network of ``arch``, as Python ints.
+
+        The network is the benchmark's (stem 128 channels, 3 stacks of 3 cells, 10 classes);
+        ``params`` equals the benchmark's ``trainable_parameters``. FLOPs are the conv and
+        linear multiply-adds for one 32x32 image, biases excluded (NAS-Bench-Macro's
+        convention; the benchmark publishes no FLOPs). Each new pruned cell costs a full
+        network build (tens of milliseconds); results are LRU-cached on the pruned cell, so
+        isomorphic encodings with a different vertex order are measured apart (the channel
+        split can give them different counts).
+        """
+        from raynas.spaces._cost import measured_cost
+
+        return measured_cost(self.name, self.prune(arch))  # type: ignore[return-value]
+
     def __repr__(self) -> str:
         return f"NASBench101Space(mutation_rate={self.mutation_rate})"

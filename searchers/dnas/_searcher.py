@@ -17,8 +17,8 @@ Algorithm 1 of the paper on the shared controller loop (:mod:`raynas.searchers._
 Targets: accuracy is z-scored with the median and MAD of the evaluated cells (robust to the
 few diverged cells) and clipped below at ``-acc_clip``; the cost is log-normalised. The FLOPs
 predictor learns the constrained cost (``max_cost``'s first metric, else FLOPs) from ``cost_fn``
-or the space's cost model; without either, ``lambda`` is set to 0 and Eq. 4's edge term and
-Eq. 7's FLOPs term are off. Ablations: ``dense_sampling=False`` proposes by latent
+(a table's cost columns, or with ``max_cost`` the space's cost model: real FLOPs on every image
+space); without one, ``lambda`` is set to 0 and Eq. 4's edge term and Eq. 7's FLOPs term are off. Ablations: ``dense_sampling=False`` proposes by latent
 optimisation only; ``disentangle=False`` sets ``beta = 0`` and trains a deterministic
 autoencoder (``z = mu``), the paper's Table 3.
 """
@@ -149,8 +149,11 @@ class DNASSearcher(ControllerSearcher):
         self.ctrl_config.hidden_size = self.ctrl_config.latent_size  # paper: S = hidden size
         self.weights = LossWeights(c.alpha, c.lambda_flops, c.mu_rec, c.beta if c.disentangle else 0.0)
         self._setup_loop(c.n_initial, c.batch, c.device, c.num_threads)
-        # The FLOPs term is off when no cost is known for cells (no cost_fn, no space cost model).
-        self.use_cost = bool(c.lambda_flops) and self.has_cost_model
+        # The FLOPs term is on when a cost is given for cells: a cost_fn (a table's cost columns),
+        # or a limit, which brings in the space's cost model (ArchSearcher). A cost model alone
+        # does not switch it on, so that a search without limits does not depend on whether a
+        # space happens to have one.
+        self.use_cost = bool(c.lambda_flops) and self.cost_fn is not None and self.has_cost_model
         if not self.use_cost:
             self.weights.lambda_flops = 0.0
         self._unlabeled: list[Arch] = []
