@@ -17,7 +17,8 @@ Two strategies, both built on real network builds counted by
   a call is then a few dict lookups. The decomposition is exact for these two spaces (every op
   of a NAS-Bench-201 cell runs whatever the others are, and a Macro layer's shape does not
   depend on the other layers' choices); ``tests/test_space_cost.py`` compares it with full
-  builds on every cell of both spaces.
+  builds on a sample and with the published Macro table, and a one-off run matched full builds
+  on all 15,625 NB201 and 6,561 Macro cells.
 * :func:`measured_cost` (NAS-Bench-101, DARTS): one full build per call, LRU-cached.
 
 Torch is imported only when a cost is first computed, so importing a space stays light. Builds
