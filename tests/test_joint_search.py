@@ -161,7 +161,7 @@ def test_bad_joint_search_input_is_refused_before_writing(tmp_path, args, messag
 
     out = tmp_path / "bad"
     res = CliRunner().invoke(main, ["run", "--trainable", "train", "--space", "nasbench201", "--method", "random",
-                                    *args, "--out", str(out)])
+                                    "--budget", "1", "--epochs", "1", *args, "--out", str(out)])  # fails fast if let through
     assert res.exit_code == 2 and message in res.output, res.output
     assert "Traceback" not in res.output and not out.exists()
 

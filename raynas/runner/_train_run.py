@@ -143,6 +143,13 @@ class TrainRunConfig:
             raise UnknownNameError("hyperparameter method", self.hparam_method, ["tpe"])
         base = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         self.hparams = {k: parse_hparams(f"{k}={v}")[k] for k, v in self.hparams.items()}
+        for name, spec in self.hparams.items():
+            func = spec.partition("(")[0]
+            if name == "batch_size" and func in ("uniform", "loguniform"):
+                raise ValueError(f"hyperparameter batch_size={spec}: batch_size must be a whole number; "
+                                 "use choice(64,128) or randint(32,257)")
+            if name == "nesterov" and func != "choice":
+                raise ValueError(f"hyperparameter nesterov={spec}: use choice(True,False)")
         for name, values in extremes(self.hparams).items():
             for value in values:
                 try:
