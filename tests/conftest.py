@@ -79,6 +79,17 @@ def macro_excerpt():
     return benchmarks.load("nasbench_macro", path=MACRO_EXCERPT)
 
 
+@pytest.fixture
+def one_thread():
+    """Build and count networks on one CPU thread: tiny batch-1 passes are slower with thread contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray instance for the whole test session (starting Ray costs seconds)."""

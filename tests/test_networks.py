@@ -20,15 +20,6 @@ IMAGE_SPACES = ["nasbench201", "nasbench_macro", "nasbench101", "darts"]
 SMALL = {"darts": {"channels": 8, "layers": 5}, "nasbench101": {"stem_channels": 16}}
 
 
-@pytest.fixture
-def one_thread():
-    """Count costs on one CPU thread: tiny batch-1 passes are slower with thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- every family: a forward pass on random cells ------------------------------------------
 @pytest.mark.parametrize("name", IMAGE_SPACES)
 def test_forward_shape_on_random_cells(name):

@@ -27,15 +27,6 @@ from raynas.trainables.networks import build_network, count_flops, count_params
 IMAGE_SPACES = ["nasbench201", "nasbench_macro", "nasbench101", "darts"]
 
 
-@pytest.fixture
-def one_thread():
-    """Full builds on one CPU thread: tiny batch-1 passes are slower with thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _full(space, arch) -> dict[str, int]:
     """The reference: build the whole network and count it (no decomposition, no cache)."""
     net = build_network(space, arch, num_classes=10)
