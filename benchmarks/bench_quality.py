@@ -64,7 +64,10 @@ SETTINGS: dict[str, dict] = {
 }
 
 
-def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) -> dict | None:
+def run_setting(
+    name: str, seeds: int, budget: int, out: Path, first_seed: int, methods: list[str] = METHODS,
+    reuse: dict | None = None,
+) -> dict | None:
     from raynas.runner._compare import CompareConfig, compare
 
     spec = SETTINGS[name]
@@ -76,7 +79,7 @@ def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) 
         data = str(path)
     cfg = CompareConfig(
         benchmark=spec["benchmark"],
-        methods=METHODS,
+        methods=methods,
         seeds=seeds,
         budget=budget,
         dataset=spec["dataset"],
@@ -91,10 +94,10 @@ def run_setting(name: str, seeds: int, budget: int, out: Path, first_seed: int) 
     compare(cfg, folder, resume=(folder / "experiment.json").exists(), progress=True)
     wall = time.perf_counter() - t0
     (folder / "bench_wall.json").write_text(json.dumps({"wall_s": wall}))
-    return summarize(name, [folder], budget)
+    return summarize(name, [folder], budget, reuse)
 
 
-def summarize(name: str, folders: list[Path], budget: int) -> dict:
+def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = None) -> dict:
     """Statistics over the studies of one setting, read from one or more compare folders.
 
     Every study depends only on its method and seed, so runs over disjoint seed ranges
@@ -126,7 +129,15 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
     optimum = bench.optimum(METRIC, max_cost=spec.get("max_cost") or None)
     marks = [c for c in CHECKPOINTS if c < budget] + [budget]
     rows = {}
+    ran = set(table["method"].to_pylist())
     for method in METHODS:
+        if method not in ran:
+            if not reuse or method not in reuse.get("methods", {}):
+                raise SystemExit(f"{name}: {method} did not run; pass --reuse NAME to take its row from a stored run")
+            if reuse["budget"] != budget:
+                raise SystemExit(f"{name}: the stored run has budget {reuse['budget']}, not {budget}")
+            rows[method] = {**reuse["methods"][method], "reused": True}
+            continue
         mat = incumbent_matrix(table, method, budget)
         rows[method] = {
             "seeds": int(mat.shape[0]),
@@ -146,6 +157,8 @@ def summarize(name: str, folders: list[Path], budget: int) -> dict:
         return rows["dnas"]["regret"][at] / max(rows[method]["regret"][at], 1e-12)
 
     ratio = ratio_to(best_base)
+    if reuse and "dnas" in reuse.get("methods", {}) and "dnas" in ran:
+        rows["dnas (before)"] = {**reuse["methods"]["dnas"], "reused": True}
     return {
         "benchmark": spec["benchmark"],
         "dataset": spec["dataset"],
@@ -265,6 +278,11 @@ def main() -> None:
     ap.add_argument("--name", default="quality", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--markdown", action="store_true", help="print the stored results as Markdown and exit")
     ap.add_argument("--plot", action="store_true", help="draw the stored results (NAME.png) and exit")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="methods to run; the others' rows come from --reuse (each study depends only on "
+                         "its method and seed, so an unchanged method's stored row stands)")
+    ap.add_argument("--reuse", metavar="NAME",
+                    help="stored results benchmarks/results/NAME.json whose rows stand in for methods not run")
     ap.add_argument("--combine", metavar="OUT1,OUT2,...",
                     help="run nothing: combine finished runs over disjoint seeds (their --out folders)")
     args = ap.parse_args()
@@ -282,15 +300,21 @@ def main() -> None:
         plot(done, RESULTS / f"{args.name}.png")
         return
     out = Path(args.out)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if set(methods) - set(METHODS):
+        sys.exit(f"unknown method(s) {sorted(set(methods) - set(METHODS))}; choose from {METHODS}")
+    stored = {}
+    if args.reuse:
+        stored = json.loads((RESULTS / f"{args.reuse}.json").read_text())["settings"]
     for name in names:
         if args.combine:
             folders = [Path(d) / name for d in args.combine.split(",") if (Path(d) / name / "results.parquet").exists()]
             if not folders:
                 print(f"{name}: no finished run under {args.combine}")
                 continue
-            res = summarize(name, folders, args.budget)
+            res = summarize(name, folders, args.budget, stored.get(name))
         else:
-            res = run_setting(name, args.seeds, args.budget, out, args.first_seed)
+            res = run_setting(name, args.seeds, args.budget, out, args.first_seed, methods, stored.get(name))
         if res is None:
             continue
         done[name] = res

@@ -53,7 +53,7 @@ METRIC = "val_accuracy"
 
 #: Per-strategy options that keep conformance studies to about a second each.
 FAST_OPTIONS: dict[str, dict[str, Any]] = {
-    "dnas": dict(n_unlabeled=200, pretrain_epochs=5, epochs=1, warmup_epochs=2, n_samples=100,
+    "dnas": dict(n_unlabeled=200, pretrain_epochs=5, epochs=1, warmup_epochs=2,
                  top_p=4, max_steps=3, n_initial=8, batch=4, train_batch_size=64, device="cpu"),
     "nao": dict(n_initial=8, batch=4, pretrain_epochs=5, epochs=1, warmup_epochs=1, top_k=20,
                 max_step_size=20, train_batch_size=50, device="cpu"),

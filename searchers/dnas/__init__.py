@@ -18,12 +18,16 @@ from raynas.searchers.dnas._explain import explain, load_searcher
 from raynas.searchers.dnas._latent import (
     Interval,
     Region,
+    ascent_direction,
+    code_spread,
     dense_region,
     dense_regions,
     edge_codes,
+    jitter,
     latent_step,
-    sample_latents,
+    sample_product,
     sample_region,
+    share_sizes,
 )
 from raynas.searchers.dnas._searcher import DNASConfig, DNASSearcher
 
@@ -35,15 +39,19 @@ __all__ = [
     "Interval",
     "LossWeights",
     "Region",
+    "ascent_direction",
     "attributes",
+    "code_spread",
     "dense_region",
     "dense_regions",
     "disentanglement",
     "edge_codes",
     "explain",
+    "jitter",
     "latent_size_rule",
     "latent_step",
     "load_searcher",
-    "sample_latents",
+    "sample_product",
     "sample_region",
+    "share_sizes",
 ]

@@ -2,8 +2,9 @@
 
 Dense sampling looks where the best cells live. For every latent dimension ``s`` it takes the
 ``z_s`` of the top-k evaluated cells and widens each by ``+/- sigma``; the union of those
-intervals is the dense region ``R_s``. New codes are drawn from the product of the regions, from
-the edge of the FLOPs limit, or from the prior ``N(0, I)``.
+intervals is the dense region ``R_s``. Algorithm 1 draws the unlabelled set from the product of the
+regions (share ``epsilon_1``), from around the codes at the edge of the FLOPs limit (``epsilon_2``)
+and from the whole space (``epsilon_3``).
 
 Latent optimisation moves the codes of the best cells uphill on the accuracy predictor and
 downhill on the FLOPs predictor: ``z' = z + eta1 * d f_acc/dz - eta2 * d f_flops/dz``.
@@ -43,10 +44,14 @@ def dense_region(values: Sequence[float], sigma: float) -> Region:
     return merged
 
 
-def dense_regions(z_top: np.ndarray, sigma: float) -> list[Region]:
-    """One region per latent dimension from the codes ``(k, S)`` of the top-k cells."""
+def dense_regions(z_top: np.ndarray, sigma: float | np.ndarray) -> list[Region]:
+    """One region per latent dimension from the codes ``(k, S)`` of the top-k cells (Eq. 4).
+
+    ``sigma`` is one width for every dimension or a width per dimension ``(S,)``.
+    """
     z_top = np.atleast_2d(np.asarray(z_top, dtype=np.float64))
-    return [dense_region(z_top[:, s], sigma) for s in range(z_top.shape[1])]
+    widths = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (z_top.shape[1],))
+    return [dense_region(z_top[:, s], float(widths[s])) for s in range(z_top.shape[1])]
 
 
 def region_length(region: Region) -> float:
@@ -72,50 +77,44 @@ def sample_product(regions: list[Region], rng: np.random.Generator, size: int) -
     return np.stack([sample_region(r, rng, size) for r in regions], axis=1)
 
 
-def sample_latents(
-    n: int,
-    latent_size: int,
-    rng: np.random.Generator,
-    regions: list[Region] | None,
-    edge_codes: np.ndarray | None,
-    eps_dense: float,
-    eps_edge: float,
-    sigma: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Paper Eq. 4's mixture: dense region w.p. ``eps_dense``, FLOPs edge w.p. ``eps_edge``, else prior.
+def code_spread(codes: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    """Per-dimension spread ``(S,)`` of codes ``(N, S)``: their standard deviation, floored.
 
-    Args:
-        n: Number of codes.
-        latent_size: ``S``.
-        rng: Source of randomness.
-        regions: Per-dimension dense regions, or None (their mass goes to the prior).
-        edge_codes: ``(E, S)`` codes of cells whose predicted FLOPs lie just under the limit, or
-            None / empty (their mass goes to the prior). A draw picks one and adds
-            ``N(0, sigma^2)`` noise.
-        eps_dense: ``epsilon_1``.
-        eps_edge: ``epsilon_2``; the prior gets ``1 - epsilon_1 - epsilon_2``.
-        sigma: Width of the dense intervals and of the edge noise.
-
-    Returns:
-        ``(codes (n, S), source (n,))`` with source 0 = prior, 1 = dense, 2 = edge.
+    Dense regions are measured in this unit, so that ``sigma`` means the same whatever scale
+    a trained encoder happens to give its means (a posterior-collapsed dimension, whose means
+    barely move, gets an interval just as narrow).
     """
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.float64))
+    if len(codes) < 2:
+        return np.full(codes.shape[1], 1.0)
+    return np.maximum(codes.std(axis=0), floor)
+
+
+def jitter(codes: np.ndarray, rng: np.random.Generator, n: int, sigma: np.ndarray | float) -> np.ndarray:
+    """``n`` codes, each a uniformly chosen row of ``codes`` ``(E, S)`` plus ``N(0, sigma^2)`` noise."""
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.float64))
+    if n <= 0 or len(codes) == 0:
+        return np.zeros((0, codes.shape[1]))
+    pick = rng.integers(len(codes), size=n)
+    return codes[pick] + np.asarray(sigma) * rng.standard_normal((n, codes.shape[1]))
+
+
+def share_sizes(m: int, eps_dense: float, eps_edge: float) -> tuple[int, int, int]:
+    """Eq. 4's three shares of ``m`` draws: ``(dense, edge, whole)`` with ``whole = m - dense - edge``."""
     if eps_dense < 0 or eps_edge < 0 or eps_dense + eps_edge > 1 + 1e-9:
         raise ValueError(f"need eps_dense, eps_edge >= 0 with sum <= 1, got {eps_dense}, {eps_edge}")
-    u = rng.random(n)
-    source = np.zeros(n, dtype=np.int64)
-    if regions is not None:
-        source[u < eps_dense] = 1
-    if edge_codes is not None and len(edge_codes):
-        source[(u >= eps_dense) & (u < eps_dense + eps_edge)] = 2
-    z = rng.standard_normal((n, latent_size))
-    dense = np.flatnonzero(source == 1)
-    if len(dense):
-        z[dense] = sample_product(regions, rng, len(dense))  # type: ignore[arg-type]
-    edge = np.flatnonzero(source == 2)
-    if len(edge):
-        pick = rng.integers(len(edge_codes), size=len(edge))  # type: ignore[arg-type]
-        z[edge] = edge_codes[pick] + sigma * rng.standard_normal((len(edge), latent_size))  # type: ignore[index]
-    return z, source
+    dense = int(round(eps_dense * m))
+    edge = min(int(round(eps_edge * m)), m - dense)
+    return dense, edge, m - dense - edge
+
+
+def ascent_direction(model: torch.nn.Module, z: torch.Tensor, eta_acc: float, eta_cost: float) -> torch.Tensor:
+    """Eq. 7's move per unit step at codes ``(B, S)``: ``eta1 * df_acc/dz - eta2 * df_flops/dz``.
+
+    NAO's step schedule then tries ``z + t * direction`` for ``t = 1, 2, ...`` (the gradient is
+    taken once, at the starting code).
+    """
+    return latent_step(model, z, eta_acc, eta_cost) - z.detach()
 
 
 def latent_step(

@@ -1,26 +1,32 @@
 """`DNASSearcher`: Disentangled Neural Architecture Search (Zheng, Wang, Wang & Shi).
 
 Algorithm 1 of the paper on the shared controller loop (:mod:`raynas.searchers._neural._loop`):
-``n_initial`` random cells, then per iteration
+``n_initial`` random cells form the labelled set ``D'`` (lines 2-3); then every round
 
-1. train the beta-VAE controller as SemiNAS does: ``pretrain_epochs`` on the evaluated cells,
-   then the predictor pseudo-labels ``n_unlabeled`` (M) random unevaluated cells, and
-   ``epochs`` more run on ``up_sample`` copies of the evaluated cells plus the pseudo-labelled
-   ones (the first, cold round adds ``warmup_epochs``). The controller and its Adam state carry
-   over from round to round;
-2. propose candidates by dense sampling (Eq. 4: ``n_samples`` codes from the dense regions of
-   the top-k cells w.p. ``eps_dense``, from the edge of the FLOPs limit w.p. ``eps_edge``, from
-   ``N(0, I)`` otherwise) and by latent optimisation (Eq. 7 from the top-P cells);
-3. keep the valid, unseen cells within the limits, rank them by the accuracy predictor on their
-   re-encoded ``mu`` and queue the best ``batch``.
+1. (line 5) pre-trains the beta-VAE controller on ``D'`` for ``pretrain_epochs``;
+2. (lines 6-8) builds the pseudo-labelled set ``D^`` of ``|D^| = M = n_unlabeled`` cells by
+   dense sampling, Eq. 4: a share ``eps_dense`` decoded from codes drawn uniformly from the
+   dense regions ``R_s`` of the top-k cells of ``D'`` (interval half-width ``sigma`` times the
+   spread of ``mu_s`` over ``D'``, so that "dense" is measured in the code's own scale), a share
+   ``eps_edge`` decoded from around the codes whose predicted FLOPs lie just under the limit
+   (only when a FLOPs limit is set), and the rest from the whole space (uniform cells, i.e. the
+   codes of the aggregate posterior decoded back; duplicates are topped up from there so that
+   ``|D^| = M``). The predictors label ``D^`` with accuracy and FLOPs;
+3. (lines 9-10) trains on ``D = D' u D^`` (``D'`` up-sampled ``up_sample`` times, SemiNAS's
+   setting) for ``epochs`` (plus ``warmup_epochs`` in the first, cold round);
+4. (line 11) picks the top ``top_p`` cells of ``D`` by (pseudo-)label among those within
+   ``F (1 + tau)`` of the FLOPs limit ``F`` (true FLOPs for ``D'``, predicted for ``D^``) and
+   moves their codes by Eq. 7, ``z' = z + t (eta1 df_acc/dz - eta2 df_flops/dz)``, with NAO's
+   step schedule ``t = 1, 2, ...`` until ``batch`` new allowed cells decode; those are queued.
 
-Targets: accuracy is z-scored with the median and MAD of the evaluated cells (robust to the
-few diverged cells) and clipped below at ``-acc_clip``; the cost is log-normalised. The FLOPs
-predictor learns the constrained cost (``max_cost``'s first metric, else FLOPs) from ``cost_fn``
-(a table's cost columns, or with ``max_cost`` the space's cost model: real FLOPs on every image
-space); without one, ``lambda`` is set to 0 and Eq. 4's edge term and Eq. 7's FLOPs term are off. Ablations: ``dense_sampling=False`` proposes by latent
-optimisation only; ``disentangle=False`` sets ``beta = 0`` and trains a deterministic
-autoencoder (``z = mu``), the paper's Table 3.
+The FLOPs predictor learns the constrained cost (``max_cost``'s first metric, else FLOPs) from
+``cost_fn`` (a table's cost columns, or with ``max_cost`` the space's cost model); without one
+``lambda`` is 0. Eq. 7's FLOPs term and Eq. 4's edge share act only under a limit ("the
+resource restrictions are not considered here", the paper on NAS-Bench-101). Ablations (the
+paper's Table 3): ``dense_sampling=False`` gives ``eps_dense = 0`` (its share comes from the
+whole space); ``disentangle=False`` trains a deterministic autoencoder (``beta = 0``, ``z = mu``).
+:attr:`DNASSearcher.round_log` records, per round, the sizes of each share and how many new
+cells Eq. 7 yielded at which step size.
 """
 
 from __future__ import annotations
@@ -51,7 +57,15 @@ from raynas.searchers.dnas._controller import (
     LossWeights,
     latent_size_rule,
 )
-from raynas.searchers.dnas._latent import dense_regions, edge_codes, latent_step, sample_latents
+from raynas.searchers.dnas._latent import (
+    ascent_direction,
+    code_spread,
+    dense_regions,
+    edge_codes,
+    jitter,
+    sample_product,
+    share_sizes,
+)
 from raynas.spaces import Arch, Space
 
 
@@ -75,8 +89,8 @@ class DNASConfig:
     weight_decay: float = 1e-4  # SemiNAS's l2_reg
     dropout: float = 0.1  # on the encoder's token embeddings (SemiNAS: 0.1)
     acc_clip: float = 1.5  # robust z-scored accuracy targets are clipped below at -acc_clip
-    # semi-supervised training (SemiNAS: M = 10,000, up-sampling ratio 10)
-    n_unlabeled: int = 10_000
+    # semi-supervised training (Zheng et al. follow SemiNAS: M = 10,000, up-sampling ratio 10)
+    n_unlabeled: int = 10_000  # M = |D^|
     up_sample: int = 10
     pretrain_epochs: int = 50
     epochs: int = 2
@@ -86,21 +100,27 @@ class DNASConfig:
     n_initial: int = 20
     batch: int = 10
     # dense sampling, Eq. 4 (Zheng et al. on NB101: k = 3, sigma = 0.05, eps 5% / 0% / 95%).
-    # eps_dense is ours: 0.3 lowered the mean regret at 100 queries on NB201 CIFAR-10 from
-    # 0.058 to 0.037 over 36 seeds against the paper's 0.05 (pass eps_dense=0.05 for that).
+    # sigma is in units of each dimension's spread (std of mu over the labelled cells): the
+    # paper's 0.05 sat in a code whose factors span about +/-0.4 (its Figures 3-4), i.e. about
+    # 0.2 of their spread. eps_edge is ours (the paper gives no value); it is used only under
+    # a FLOPs limit, and its share goes to the whole space otherwise.
     dense_sampling: bool = True
-    n_samples: int = 1000
     top_k: int = 3
-    sigma: float = 0.05
-    eps_dense: float = 0.3
-    eps_edge: float = 0.0
+    sigma: float = 0.2
+    eps_dense: float = 0.05
+    eps_edge: float = 0.05
     edge_band: float = 0.05  # "just under F": predicted cost in [F (1 - band), F]
-    # latent optimisation, Eq. 7
-    top_p: int = 20
+    # beta-VAE capacity C (nats; Burgess et al., 2018): the KL term is beta * max(KL - C, 0).
+    # None: twice the log of the number of token sequences the decoder's mask allows (19.3
+    # nats on NAS-Bench-201: a cell's identity plus room for the posterior noise); 0: the
+    # plain beta * KL, which at the paper's weights collapses the posterior.
+    capacity: float | None = None
+    # latent optimisation, Eq. 7 (Zheng et al., ImageNet: the top 100 within F + tau)
+    top_p: int = 100
     tau: float = 0.05  # relative slack: sources need cost <= F (1 + tau)
     eta_acc: float = 0.3
     eta_flops: float = 0.3
-    max_steps: int = 10
+    max_steps: int = 100  # NAO's step schedule: t = 1, 2, ... until a batch of new cells decodes
     # ablation and plumbing
     disentangle: bool = True  # False: beta = 0, deterministic autoencoder (paper Table 3)
     repairs: int = 4
@@ -110,13 +130,16 @@ class DNASConfig:
     def __post_init__(self) -> None:
         check_loop_sizes(self)
         require(self.latent_size is None or self.latent_size >= 1, f"latent_size must be >= 1, got {self.latent_size}")
-        for name in ("n_samples", "top_k", "max_steps", "top_p"):
+        for name in ("top_k", "max_steps", "top_p"):
             require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("eps_dense", "eps_edge", "edge_band", "dropout"):
             require(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
         require(self.eps_dense + self.eps_edge <= 1.0,
-                f"eps_dense + eps_edge must be <= 1 (the rest comes from N(0, I)), got {self.eps_dense + self.eps_edge}")
+                f"eps_dense + eps_edge must be <= 1 (the rest comes from the whole space), "
+                f"got {self.eps_dense + self.eps_edge}")
         require(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        require(self.capacity is None or self.capacity >= 0, f"capacity must be >= 0 or null, got {self.capacity}")
+        require(self.tau >= 0, f"tau must be >= 0, got {self.tau}")
 
 
 class DNASSearcher(ControllerSearcher):
@@ -156,11 +179,17 @@ class DNASSearcher(ControllerSearcher):
         self.use_cost = bool(c.lambda_flops) and self.cost_fn is not None and self.has_cost_model
         if not self.use_cost:
             self.weights.lambda_flops = 0.0
-        self._unlabeled: list[Arch] = []
+        mask = self._mask
+        self.capacity_max = (
+            2.0 * float(np.log(np.maximum(mask.sum(axis=1), 1)).sum()) if c.capacity is None else float(c.capacity)
+        )
+        self.epochs_trained = 0
+        self.round_log: list[dict[str, Any]] = []
+        self._pool: tuple[list[Arch], np.ndarray, np.ndarray] = ([], np.zeros(0), np.zeros(0))
 
     # ------------------------------------------------------------------ model
     def _build(self, gen: torch.Generator) -> None:
-        mask = mask_tensor(self.space).numpy()
+        self._mask = mask = mask_tensor(self.space).numpy()  # (T, V) tokens the decoder may emit
         self.model = build_module(lambda: DNASController(self.ctrl_config, mask), self.device, gen)
         self.model.eval()
         self.optimizer = make_adam(self.model, self.config.lr, self.config.weight_decay)
@@ -192,11 +221,23 @@ class DNASSearcher(ControllerSearcher):
 
         return decode_archs(self.space, run, len(z), self.config.repairs, self.decode_stats)
 
-    # ------------------------------------------------------------------ training
-    def _targets(self, archs: list[Arch], acc: np.ndarray) -> dict[str, torch.Tensor]:
-        costs = [self._safe_cost(a) for a in archs] if self.use_cost else [None] * len(archs)
-        has = np.array([c is not None for c in costs], dtype=np.float32)
-        cost = self.cost_norm.encode([c if c is not None else 1.0 for c in costs]) * has
+    @property
+    def capacity(self) -> float | None:
+        """The KL capacity ``C`` (nats) of the next epoch, or None for the plain ``beta * KL``."""
+        c = self.config
+        if not self.capacity_max:
+            return None
+        return self.capacity_max
+
+    # ------------------------------------------------------------------ training (lines 5-10)
+    def _targets(self, archs: list[Arch], acc: np.ndarray, cost: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Training tensors; ``cost`` (normalised) is given for pseudo-labelled cells, else looked up."""
+        if cost is not None and self.use_cost:
+            has = np.ones(len(archs), dtype=np.float32)
+        else:
+            costs = [self._safe_cost(a) for a in archs] if self.use_cost else [None] * len(archs)
+            has = np.array([v is not None for v in costs], dtype=np.float32)
+            cost = self.cost_norm.encode([v if v is not None else 1.0 for v in costs]) * has
         return {
             "tokens": encode_archs(self.space, archs, self.device),
             "acc": torch.as_tensor(acc, dtype=torch.float32, device=self.device),
@@ -216,91 +257,132 @@ class DNASSearcher(ControllerSearcher):
         if self.use_cost:
             known = [v for v in (self._safe_cost(a) for a in archs) if v is not None]
             self.cost_norm = Normaliser.fit(known, log=True)
+        acc = self.acc_norm.encode(scores)
+        self._log: dict[str, Any] = {"round": self.rounds, "labelled": len(archs)}
 
         def loss(batch: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
-            return self.model.loss(batch, g, self.weights, variational=c.disentangle)
+            return self.model.loss(batch, g, self.weights, variational=c.disentangle, capacity=self.capacity)
 
         def fit(data: dict[str, torch.Tensor], epochs: int) -> float:
-            return train_epochs(self.model, self.optimizer, loss, data, epochs, c.train_batch_size, gen)
+            last = float("nan")
+            for _ in range(epochs):  # one epoch at a time: the capacity rises between epochs
+                last = train_epochs(self.model, self.optimizer, loss, data, 1, c.train_batch_size, gen)
+                self.epochs_trained += 1
+            return last
+
+        labelled = self._targets(archs, acc)
+        self._pool = (list(archs), acc, self._labelled_costs(archs))
 
         def synthetic() -> dict[str, torch.Tensor] | None:
-            self._unlabeled = []
             if c.n_unlabeled <= 0:
                 return None
-            exclude = {tuple(self.space.to_sequence(a)) for a in archs}
-            self._unlabeled = sample_unlabeled(self.space, self.rng, c.n_unlabeled, exclude, self.candidates)
-            pseudo = self.predict(self.encode(self._unlabeled))[0]  # predictor labels (SemiNAS)
-            return self._targets(self._unlabeled, pseudo)
+            cells = self._unlabelled_set(archs, scores, gen)
+            if not cells:
+                return None
+            pseudo_acc, pseudo_cost = self.predict(self.encode(cells))  # line 8: the predictors label D^
+            pool_archs, pool_acc, pool_cost = self._pool
+            self._pool = (
+                pool_archs + cells,
+                np.concatenate([pool_acc, pseudo_acc]),
+                np.concatenate([pool_cost, self.cost_norm.decode(pseudo_cost) if self.use_cost else np.full(len(cells), np.nan)]),
+            )
+            return self._targets(cells, pseudo_acc, pseudo_cost)
 
-        labelled = self._targets(archs, self.acc_norm.encode(scores))
         epochs = c.epochs + (c.warmup_epochs if self.rounds == 0 else 0)
         self.last_loss = fit_semi_supervised(fit, labelled, synthetic, c.pretrain_epochs, epochs, c.up_sample)
 
-    # ------------------------------------------------------------------ candidates
+    def _labelled_costs(self, archs: list[Arch]) -> np.ndarray:
+        if not self.use_cost:
+            return np.full(len(archs), np.nan)
+        return np.array([v if (v := self._safe_cost(a)) is not None else np.nan for a in archs], dtype=np.float64)
+
+    def _unlabelled_set(self, archs: list[Arch], scores: np.ndarray, gen: torch.Generator) -> list[Arch]:
+        """Algorithm 1 lines 6-7: ``M`` distinct unevaluated cells by Eq. 4's three shares."""
+        c = self.config
+        limit = self._limit()
+        mu = self.encode(archs)  # (E, S), from the controller pre-trained on D'
+        spread = code_spread(mu)
+        n_dense, n_edge, _ = share_sizes(
+            c.n_unlabeled, c.eps_dense if c.dense_sampling else 0.0, c.eps_edge if limit is not None else 0.0
+        )
+        seen = {tuple(self.space.to_sequence(a)) for a in archs}
+        # The whole space: uniform cells (of the partial table, if any), the codes of the
+        # aggregate posterior decoded back; drawn first, as the edge share looks among them too.
+        whole = sample_unlabeled(self.space, self.rng, c.n_unlabeled, seen, self.candidates)
+        codes = []
+        if n_dense:
+            order = np.argsort(-scores, kind="stable")[: c.top_k]
+            codes.append(sample_product(dense_regions(mu[order], c.sigma * spread), self.rng, n_dense))
+        n_edge_codes = 0
+        if n_edge:
+            pool = np.concatenate([mu, self.encode(whole)]) if whole else mu
+            cost = self.cost_norm.decode(self.predict(pool)[1])
+            edge = edge_codes(pool, cost, limit, c.edge_band)
+            if len(edge):
+                codes.append(jitter(edge, self.rng, n_edge, c.sigma * spread))
+                n_edge_codes = n_edge
+        out: list[Arch] = []
+        if codes:
+            for arch in self.decode(np.concatenate(codes), gen):
+                if arch is None:
+                    continue
+                seq = tuple(self.space.to_sequence(arch))
+                if seq not in seen:
+                    seen.add(seq)
+                    out.append(arch)
+        n_targeted = len(out)
+        for arch in whole:  # the whole-space share, topping D^ up to M
+            if len(out) >= c.n_unlabeled:
+                break
+            seq = tuple(self.space.to_sequence(arch))
+            if seq not in seen:
+                seen.add(seq)
+                out.append(arch)
+        self._log.update(dense_codes=n_dense, edge_codes=n_edge_codes, targeted_new=n_targeted,
+                         unlabeled=len(out))
+        return out
+
+    # ------------------------------------------------------------------ candidates (line 11)
     def _limit(self) -> float | None:
         return self.max_cost.get(self.cost_metric) if self.use_cost else None
 
     def _generate(self, gen: torch.Generator) -> list[Arch]:
-        c = self.config
-        ev = self.evaluated
-        archs = [h["arch"] for h in ev]
-        scores = np.array([h["score"] for h in ev])
-        mu = self.encode(archs)  # (E, S)
-        order = np.argsort(-scores, kind="stable")
-        limit = self._limit()
-        proposals: list[Arch | None] = []
-        if c.dense_sampling:
-            regions = dense_regions(mu[order[: c.top_k]], c.sigma)
-            edge = None
-            if limit is not None and c.eps_edge > 0:
-                pool = np.concatenate([mu, self.encode(self._unlabeled)]) if self._unlabeled else mu
-                cost = self.cost_norm.decode(self.predict(pool)[1])
-                edge = edge_codes(pool, cost, limit, c.edge_band)
-            z, _ = sample_latents(c.n_samples, mu.shape[1], self.rng, regions, edge, c.eps_dense, c.eps_edge, c.sigma)
-            proposals += self.decode(z, gen)
-        proposals += self._optimise(archs, mu, order, limit, gen)
-        return self._rank(proposals)
+        """Eq. 7 from the top-P cells of ``D' u D^`` within ``F (1 + tau)``, NAO's step schedule.
 
-    def _optimise(
-        self, archs: list[Arch], mu: np.ndarray, order: np.ndarray, limit: float | None, gen: torch.Generator
-    ) -> list[Arch | None]:
-        """Eq. 7 from the top-P cells within ``F (1 + tau)``, with NAO's growing step sizes.
-
-        Step ``t`` moves every source's code by ``t * eta`` along the predictors' gradients
-        (recomputed at the current code) and decodes it; as in NAO, steps go on until new cells
-        appear, here for a fixed ``max_steps``, and every cell decoded on the way is a
-        proposal (:meth:`_rank` drops the ones already proposed).
+        The gradient is taken once at each starting code; step ``t`` decodes
+        ``z + t * (eta1 df_acc/dz - eta2 df_flops/dz)`` for every source (best first) and keeps
+        the new allowed cells, until ``batch`` of them have appeared or ``max_steps`` is
+        reached. The FLOPs term acts only under a limit.
         """
         c = self.config
-        if c.top_p <= 0 or c.max_steps <= 0:
-            return []
-        src = [i for i in order if limit is None or (self._safe_cost(archs[i]) or 0.0) <= limit * (1 + c.tau)]
-        src = src[: c.top_p]
-        if not src:
-            return []
-        z = torch.as_tensor(mu[src], dtype=torch.float32, device=self.device)  # (P, S)
-        eta_cost = c.eta_flops if self.use_cost else 0.0
-        out: list[Arch | None] = []
-        for step in range(1, c.max_steps + 1):
-            z = latent_step(self.model, z, c.eta_acc * step, eta_cost * step)
-            out += self.decode(z.cpu().numpy(), gen)
-        return out
-
-    def _rank(self, proposals: list[Arch | None]) -> list[Arch]:
-        """Distinct allowed candidates, best predicted accuracy first."""
-        keys: set[str] = set()
-        cands: list[Arch] = []
-        for arch in proposals:
-            if arch is None or not self.allowed(arch):
-                continue
-            key = self.space.key(arch)
-            if key not in keys:
-                keys.add(key)
-                cands.append(arch)
-        if not cands:
-            return []
-        pred = self.predict(self.encode(cands))[0]
-        return [cands[i] for i in np.argsort(-pred, kind="stable")]
+        log = getattr(self, "_log", {"round": self.rounds})
+        cells, labels, costs = self._pool
+        limit = self._limit()
+        order = np.argsort(-labels, kind="stable")
+        if limit is not None:
+            ok = ~(costs > limit * (1 + c.tau))  # NaN (unknown cost) passes; allowed() checks the truth
+            order = order[ok[order]]
+        src = [cells[i] for i in order[: c.top_p]]
+        new: list[Arch] = []
+        steps = 0
+        if src and c.max_steps > 0:
+            z = torch.as_tensor(self.encode(src), dtype=torch.float32, device=self.device)  # (P, S)
+            eta_cost = c.eta_flops if limit is not None else 0.0
+            direction = ascent_direction(self.model, z, c.eta_acc, eta_cost)  # (P, S)
+            keys: set[str] = set()
+            for steps in range(1, c.max_steps + 1):
+                for arch in self.decode((z + steps * direction).cpu().numpy(), gen):
+                    if arch is None or not self.allowed(arch):
+                        continue
+                    key = self.space.key(arch)
+                    if key not in keys:
+                        keys.add(key)
+                        new.append(arch)
+                if len(new) >= self.batch:
+                    break
+        log.update(sources=len(src), steps=steps, new=len(new))
+        self.round_log.append(log)
+        return new
 
     # ------------------------------------------------------------------ state
     def _state_dict(self) -> dict[str, Any]:
@@ -310,9 +392,13 @@ class DNASSearcher(ControllerSearcher):
             space=self.space.name,
             cost_metric=self.cost_metric,
             use_cost=self.use_cost,
+            epochs_trained=self.epochs_trained,
+            round_log=[dict(r) for r in self.round_log],
         )
         return state
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
         self._load_loop_state(state)
+        self.epochs_trained = int(state.get("epochs_trained", 0))
+        self.round_log = [dict(r) for r in state.get("round_log", [])]
 
