@@ -71,9 +71,9 @@ def test_bad_option_values_are_refused_before_anything_runs(method, options, mat
 def test_an_explicit_option_overrides_config_even_when_it_equals_the_default():
     # The old keyword-merging rule dropped an explicit keyword equal to its default.
     s = get_searcher("dnas", "nasbench201", metric="val_accuracy", mode="max",
-                     config=DNASConfig(top_k=5, sigma=0.2), sigma=0.05)
-    assert (s.config.top_k, s.config.sigma) == (5, 0.05)
-    assert searcher_options("dnas")["sigma"] == 0.05
+                     config=DNASConfig(top_k=5, sigma=0.5), sigma=0.2)
+    assert (s.config.top_k, s.config.sigma) == (5, 0.2)
+    assert searcher_options("dnas")["sigma"] == 0.2  # the explicit value is the default
     s = get_searcher("seminas", "nasbench201", n_unlabeled=0)
     assert s.config.n_unlabeled == 0 and s.config.pretrain_epochs == 50  # SemiNAS's own default
 

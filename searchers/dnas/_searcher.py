@@ -224,7 +224,6 @@ class DNASSearcher(ControllerSearcher):
     @property
     def capacity(self) -> float | None:
         """The KL capacity ``C`` (nats) of the next epoch, or None for the plain ``beta * KL``."""
-        c = self.config
         if not self.capacity_max:
             return None
         return self.capacity_max
