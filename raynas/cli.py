@@ -459,13 +459,15 @@ def report(out: str) -> None:
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(), default=None, help="Folder for the figures (default: TARGET/explain).")
 @click.option("--dims", default=None, help="Comma-separated latent dimensions to traverse.")
-def explain(target: str, out: str | None, dims: str | None) -> None:
+@click.option("--no-baseline", is_flag=True,
+              help="Skip retraining the beta = 0 autoencoder baseline (the rotated-code baseline is always scored).")
+def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -> None:
     """Latent traversals, factor plots and a disentanglement score for a DNAS study."""
     from raynas.searchers.dnas import explain as run_explain
 
     dest = Path(out) if out else (Path(target) if os.path.isdir(target) else Path(target).parent) / "explain"
     dim_list = [int(d) for d in dims.split(",")] if dims else None
-    res = run_explain(target, dest, dims=dim_list)
+    res = run_explain(target, dest, dims=dim_list, baselines=not no_baseline)
     click.echo(json.dumps(res, indent=2, default=str))
 
 

@@ -229,6 +229,8 @@ def test_options_are_listed_with_paper_defaults():
 
 
 def test_explain_short_study(graph, tmp_path):
+    import json
+
     from raynas.searchers.dnas import explain
 
     s = _dnas(graph.space, seed=1)
@@ -243,9 +245,22 @@ def test_explain_short_study(graph, tmp_path):
     assert scores["attributes"] and all(
         math.isfinite(a["gap"]) and all(math.isfinite(m) for m in a["mi"]) for a in scores["attributes"].values()
     )
-    assert "op@0" in scores["attributes"] and "depth" in scores["attributes"]
+    assert scores["attributes"]["op@0"]["kind"] == "factor" and scores["attributes"]["depth"]["kind"] == "derived"
+    # the headline MIG is over the independent factors only, next to both baselines
+    assert scores["factors"] and all(f.startswith("op@") for f in scores["factors"])
+    assert scores["mig"] == pytest.approx(np.mean([scores["attributes"][f]["gap"] for f in scores["factors"]]))
+    assert set(scores["codes"]) == {"trained", "rotated", "beta0"}
+    for row in scores["codes"].values():
+        for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness"):
+            assert 0.0 <= row[key] <= 1.0
+    assert scores["codes"]["trained"]["mig"] == scores["mig"]
+    assert scores["baseline"]["beta0"]["rounds"] == len(s.round_log) and scores["baseline"]["beta0"]["epochs"] > 0
     assert all(math.isfinite(r) for r in scores["pearson"].values())
     assert "| dim |" in open(out["tables"]["traversals"]).read()
+    report = open(out["report"]).read()
+    for row in ("| trained code |", "| rotated code", "| beta = 0 autoencoder"):
+        assert row in report
+    assert json.loads(open(out["json"]).read())["codes"]["beta0"]["mig"] == scores["codes"]["beta0"]["mig"]
 
 
 # ---------------------------------------------------------------------- Algorithm 1 and Eq. 5

@@ -7,29 +7,35 @@ writes) and writes, into ``out_dir``:
   with ``z_s`` swept over ``[-span, span]`` and decoded, as a token image and a text table;
 * ``factors.png``: for every latent dimension, ``mu_s`` against accuracy over the evaluated
   cells, with the Pearson correlation;
-* ``report.md`` and ``scores.json``: mutual information between every (discretised) latent
-  dimension and every architecture attribute (the token at each sequence position, the number
-  of edges and the depth of ``space.to_graph``, binned FLOPs where known), summarised per
-  attribute as a MIG-style gap ``(top MI - second MI) / H(attribute)`` with the dimensions
-  that control it.
+* ``report.md`` and ``scores.json``: the disentanglement of the code over the independent
+  factors (the token at each sequence position): MIG (the headline) and DCI disentanglement,
+  completeness and informativeness (:mod:`raynas.searchers.dnas._disentangle`), always next to
+  two baselines scored the same way on the same cells: the code times a random orthogonal
+  matrix, and the code of a beta = 0 autoencoder trained like the saved controller (same
+  config with ``disentangle=False``, same cells, same round schedule, fixed seed). Derived
+  attributes (edge count and depth of ``space.to_graph``, binned FLOPs where known) are
+  reported per attribute, apart from the headline.
 
 Example:
     >>> from raynas.searchers.dnas._explain import explain
     >>> result = explain("runs/cmp/studies/dnas_0", "runs/cmp/explain")  # doctest: +SKIP
-    >>> result["scores"]["mig"]  # doctest: +SKIP
+    >>> result["scores"]["mig"], result["scores"]["codes"]["beta0"]["mig"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from raynas.searchers.dnas._disentangle import disentanglement
+from raynas.searchers.dnas._report import report_markdown
 from raynas.spaces import Arch, Space, get_space
 
 #: File names searched for under a directory, most preferred first.
@@ -75,6 +81,7 @@ def explain(
     n_cells: int = 2000,
     seed: int = 0,
     space: Space | None = None,
+    baselines: bool = True,
 ) -> dict[str, Any]:
     """Explain the DNAS controller(s) saved under ``path``.
 
@@ -89,12 +96,20 @@ def explain(
         span: Traversal range ``[-span, span]`` of ``z_s``.
         steps: Points per traversal.
         n_cells: Random cells added to the evaluated ones for the mutual-information estimate.
-        seed: Seed of those random cells.
+        seed: Seed of those random cells, of the random rotation, of the probes' train/test
+            split and of the beta = 0 autoencoder.
         space: The search space, when the state's space name alone does not rebuild it.
+        baselines: Also train the beta = 0 autoencoder baseline (costs about as much as the
+            study's own controller training); the rotated-code baseline is always scored.
 
     Returns:
         For one state: ``{"state", "figures", "tables", "report", "json", "scores"}``. For several:
-        ``{"studies": {name: that dict}}``.
+        ``{"studies": {name: that dict}}``. ``scores`` is
+        :func:`~raynas.searchers.dnas._disentangle.disentanglement`'s dict (``"mig"``: the headline
+        MIG over the independent factors; ``"codes"``: ``"trained"``, ``"rotated"`` and
+        ``"beta0"`` rows of MIG / DCI scores; ``"attributes"``: per factor and derived
+        attribute) plus ``"baseline"`` (how the beta = 0 code was trained), ``"pearson"``,
+        ``"validity_rate"`` and ``"seconds"``.
     """
     import matplotlib
 
@@ -104,10 +119,11 @@ def explain(
         raise FileNotFoundError(f"{path}: no DNAS searcher state ({' or '.join(STATE_FILES)}) found")
     out_dir = Path(out_dir)
     if len(files) == 1:
-        return _explain_one(files[0], out_dir, dims, base, span, steps, n_cells, seed, space)
+        return _explain_one(files[0], out_dir, dims, base, span, steps, n_cells, seed, space, baselines)
     return {
         "studies": {
-            f.parent.name: _explain_one(f, out_dir / f.parent.name, dims, base, span, steps, n_cells, seed, space)
+            f.parent.name: _explain_one(f, out_dir / f.parent.name, dims, base, span, steps, n_cells, seed, space,
+                                        baselines)
             for f in files
         }
     }
@@ -121,7 +137,8 @@ def _is_dnas(file: Path) -> bool:
         return False
 
 
-def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, space) -> dict[str, Any]:
+def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, space, baselines) -> dict[str, Any]:
+    start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     s = load_searcher(file, space)
     space = s.space
@@ -155,15 +172,57 @@ def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, sp
     pool = s.candidates
     extra = [pool[int(rng.integers(len(pool)))] if pool else space.sample(rng) for _ in range(n_cells)]
     cells = archs + extra
-    scores = disentanglement(space, s.encode(cells), cells, _flops(s, cells, ev))
+    others, baseline = {}, {"beta0": None}
+    if baselines:
+        others["beta0"], baseline["beta0"] = beta0_codes(file, s, cells, seed)
+    scores = disentanglement(space, s.encode(cells), cells, _flops(s, cells, ev), seed=seed, baselines=others)
+    scores["baseline"] = {"rotated": {"seed": seed}, **baseline}
     scores["pearson"] = {str(d): _pearson(mu[:, d], acc) for d in range(S)}
     scores["validity_rate"] = s.validity_rate
     report = out_dir / "report.md"
-    report.write_text(_report(file, s, base_arch, scores, figures, tables))
+    scores["seconds"] = time.perf_counter() - start
+    report.write_text(report_markdown(file, s, base_arch, scores, figures, tables))
     js = out_dir / "scores.json"
     js.write_text(json.dumps(scores, indent=2, sort_keys=True))
     return {"state": str(file), "figures": figures, "tables": tables, "report": str(report),
             "json": str(js), "scores": scores}
+
+
+# ---------------------------------------------------------------------- beta = 0 baseline
+def beta0_codes(file, s, cells: list[Arch], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes of ``cells`` from a beta = 0 autoencoder trained like the saved controller ``s``.
+
+    A fresh :class:`DNASSearcher` with the same config but ``disentangle=False`` (the paper's
+    Table 3 ablation: ``beta = 0``, ``z = mu``) and seed ``seed`` replays the saved study's
+    training: one training round (:meth:`DNASSearcher._train`, Algorithm 1 lines 5-10) per
+    round of ``s.round_log`` on the evaluated cells labelled by then (all of them, in one round,
+    for states without a round log). The FLOPs head learns the space's cost model when the
+    saved controller learned a cost.
+
+    Returns:
+        ``(codes (N, S), {"seed", "rounds", "epochs", "seconds"})``.
+    """
+    from raynas.searchers._neural import torch_generator, torch_threads
+    from raynas.searchers.dnas import DNASSearcher
+
+    start = time.perf_counter()
+    with open(file, "rb") as fh:
+        used_cost = bool(pickle.load(fh)["strategy"].get("use_cost"))
+    config = dataclasses.replace(s.config, disentangle=False)
+    b = DNASSearcher(s.space, metric=s._metric, mode=s._mode, seed=seed, config=config,
+                     cost_fn=s.space.cost if used_cost else None)
+    ev = s.evaluated
+    archs = [h["arch"] for h in ev]
+    scores = np.array([h["score"] for h in ev], dtype=np.float64)
+    schedule = [int(r["labelled"]) for r in s.round_log if r.get("labelled")] or [len(archs)]
+    for r, n in enumerate(schedule):
+        b.rounds = r  # the first round is the cold one (warm-up epochs)
+        with torch_threads(b.num_threads):
+            b._train(archs[:n], scores[:n], torch_generator(b.rng))
+    b.rounds = len(schedule)
+    info = {"seed": seed, "rounds": len(schedule), "epochs": b.epochs_trained,
+            "seconds": time.perf_counter() - start}
+    return b.encode(cells), info
 
 
 # ---------------------------------------------------------------------- traversals
@@ -265,33 +324,3 @@ def _flops(s, cells: list[Arch], ev: list[dict]) -> np.ndarray | None:
         out.append(np.nan if value is None else float(value))
     arr = np.array(out)
     return None if np.isnan(arr).all() else arr
-
-
-def _report(file, s, base_arch, scores, figures, tables) -> str:
-    lines = [
-        f"# DNAS controller explained: {file}",
-        "",
-        f"- space: {s.space.name}; latent size {s.ctrl_config.latent_size}; "
-        f"{len(s.evaluated)} evaluated cells; decoding validity {scores['validity_rate']:.3f}",
-        f"- base cell of the traversals: `{s.space.to_string(base_arch)}`",
-        f"- figures: {', '.join(Path(p).name for p in figures.values())}; "
-        f"traversal table: {Path(tables['traversals']).name}",
-        "",
-        f"## Disentanglement (MIG-style gap, mean over attributes): {scores['mig']:.3f}",
-        "",
-        "| attribute | H (nats) | gap | top dims | top MI |",
-        "|---|---|---|---|---|",
-    ]
-    for name, a in scores["attributes"].items():
-        lines.append(
-            f"| {name} | {a['entropy']:.3f} | {a['gap']:.3f} | {', '.join(map(str, a['dims']))} "
-            f"| {max(a['mi']):.3f} |"
-        )
-    if scores["skipped"]:
-        lines += ["", f"constant over these cells (skipped): {', '.join(scores['skipped'])}"]
-    lines += ["", "## Correlation of each latent dimension with accuracy (Pearson r)", ""]
-    ranked = sorted(scores["pearson"].items(), key=lambda kv: -abs(kv[1]))
-    lines += [f"- z{d}: {r:+.3f}" for d, r in ranked[:10]]
-    lines.append("")
-    lines.append(Path(tables["traversals"]).read_text())
-    return "\n".join(lines)
