@@ -12,6 +12,9 @@ Settings (``--settings``, comma-separated; default all):
     macro-flops                                       NAS-Bench-Macro, FLOPs <= 45.5M (the
                                                       25th percentile: a quarter of cells fit)
     graph-cora                                        NAS-Bench-Graph, Cora (ships with its package)
+    nb201-mean3-val                                   an NB201 table built with `raynas data import`:
+                                                      val_accuracy (the objective) = mean of the three
+                                                      datasets, test_accuracy = CIFAR-10
 
 Usage:
     python benchmarks/bench_quality.py --seeds 50 --out /tmp/quality
@@ -61,7 +64,52 @@ SETTINGS: dict[str, dict] = {
         "max_cost": {"flops": 45_539_840.0},
     },
     "graph-cora": {"benchmark": "nasbench_graph", "dataset": "cora", "data": None},
+    # A table that no default was chosen on, with validation accuracy driving the search: the
+    # NB201 cells with val_accuracy = the mean of their three datasets' accuracies (a landscape
+    # unlike any single one) and test_accuracy = CIFAR-10, written by `raynas data import`.
+    "nb201-mean3-val": {
+        "benchmark": "custom",
+        "dataset": None,
+        "data": "nasbench201/nats_bench.csv",
+        "metric": "val_accuracy",
+        "build": "nb201_mean3",
+    },
 }
+
+
+def build_nb201_mean3(csv_path: Path, dest: Path) -> Path:
+    """Write the ``nb201-mean3-val`` table with ``raynas data import`` (once; reused after)."""
+    import csv
+    import subprocess
+
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staged = dest.with_suffix(".csv")
+    with open(csv_path, newline="") as src, open(staged, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["arch", "mean3", "cifar10"])
+        for row in csv.DictReader(src):
+            accs = [float(row[c]) for c in
+                    ("CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs", "ImageNetTestAccuracy200Epochs")]
+            writer.writerow([row["ArchitectureString"], sum(accs) / 3, accs[0]])
+    subprocess.run(["raynas", "data", "import", str(staged), "--space", "nasbench201", "--arch-column", "arch",
+                    "--metric", "val_accuracy=mean3", "--metric", "test_accuracy=cifar10",
+                    "--dataset", "nb201-mean3", "--out", str(dest)], check=True)
+    return dest
+
+
+def setting_data(name: str, out: Path) -> str | None | bool:
+    """The data path of a setting (built under ``out`` if need be); False when the data is absent."""
+    spec = SETTINGS[name]
+    if spec["data"] is None:
+        return None
+    path = shared(spec["data"])
+    if path is None:
+        return False
+    if spec.get("build") == "nb201_mean3":
+        path = build_nb201_mean3(path, out / f"{name}.parquet")
+    return str(path)
 
 
 def run_setting(
@@ -71,12 +119,9 @@ def run_setting(
     from raynas.runner._compare import CompareConfig, compare
 
     spec = SETTINGS[name]
-    data = None
-    if spec["data"] is not None:
-        path = shared(spec["data"])
-        if path is None:
-            return None
-        data = str(path)
+    data = setting_data(name, out)
+    if data is False:
+        return None
     cfg = CompareConfig(
         benchmark=spec["benchmark"],
         methods=methods,
@@ -84,7 +129,7 @@ def run_setting(
         budget=budget,
         dataset=spec["dataset"],
         data=data,
-        metric=METRIC,
+        metric=spec.get("metric", METRIC),
         max_cost=spec.get("max_cost", {}),
         first_seed=first_seed,
         name=name,
@@ -95,6 +140,43 @@ def run_setting(
     wall = time.perf_counter() - t0
     (folder / "bench_wall.json").write_text(json.dumps({"wall_s": wall}))
     return summarize(name, [folder], budget, reuse)
+
+
+def _int_marks(row: dict) -> dict:
+    """A stored row with its budget marks as ints again (JSON made them strings)."""
+    return {k: {int(c): v for c, v in val.items()} if k in ("best", "regret", "regret_se") else val
+            for k, val in row.items()}
+
+
+ROUND_FIELDS = ("targeted_new", "unlabeled", "sources", "steps", "new")
+
+
+def dnas_rounds(folders: list[Path]) -> dict:
+    """Per-round diagnostics of every DNAS study, from each study's newest searcher checkpoint.
+
+    Per round (mean over studies): ``targeted_new``, the new cells the dense (and edge) codes of
+    Eq. 4 added to ``D^``; ``unlabeled``, ``|D^|``; ``sources``, the top-P starting cells of Eq. 7;
+    ``steps``, the step size NAO's schedule needed; ``new``, the new allowed cells Eq. 7 gave
+    (of which the first ``batch`` are queued). These are our own benchmark files, read with pickle.
+    """
+    import pickle
+
+    logs = []
+    for folder in folders:
+        for study in sorted((folder / "tune").glob("*method_dnas_*")):
+            ckpts = sorted(study.glob("checkpoint_*/searcher.pkl"))
+            if ckpts:
+                with open(ckpts[-1], "rb") as fh:
+                    logs.append(pickle.load(fh)["strategy"].get("round_log", []))
+    if not logs:
+        return {}
+    n = max(len(log) for log in logs)
+    per_round = []
+    for r in range(n):
+        rows = [log[r] for log in logs if len(log) > r]
+        per_round.append({"round": r, "labelled": float(np.mean([x["labelled"] for x in rows])), **{
+            f: round(float(np.mean([x.get(f, np.nan) for x in rows])), 2) for f in ROUND_FIELDS}})
+    return {"studies": len(logs), "per_round": per_round}
 
 
 def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = None) -> dict:
@@ -109,12 +191,10 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
     from raynas.report import incumbent_matrix
 
     spec = SETTINGS[name]
-    data = None
-    if spec["data"] is not None:
-        path = shared(spec["data"])
-        if path is None:
-            return None
-        data = str(path)
+    metric = spec.get("metric", METRIC)
+    data = setting_data(name, folders[0].parent)
+    if data is False:
+        return None
     tables, wall = [], 0.0
     for folder in folders:
         tables.append(pq.read_table(folder / "results.parquet"))
@@ -126,7 +206,7 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
         raise SystemExit(f"{name}: the folders {[str(f) for f in folders]} share seeds; combine disjoint runs only")
     seeds = sorted(set(table["seed"].to_pylist()))
     bench = load(spec["benchmark"], path=data, dataset=spec["dataset"])
-    optimum = bench.optimum(METRIC, max_cost=spec.get("max_cost") or None)
+    optimum = bench.optimum(metric, max_cost=spec.get("max_cost") or None)
     marks = [c for c in CHECKPOINTS if c < budget] + [budget]
     rows = {}
     ran = set(table["method"].to_pylist())
@@ -136,7 +216,7 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
                 raise SystemExit(f"{name}: {method} did not run; pass --reuse NAME to take its row from a stored run")
             if reuse["budget"] != budget:
                 raise SystemExit(f"{name}: the stored run has budget {reuse['budget']}, not {budget}")
-            rows[method] = {**reuse["methods"][method], "reused": True}
+            rows[method] = {**_int_marks(reuse["methods"][method]), "reused": True}
             continue
         mat = incumbent_matrix(table, method, budget)
         rows[method] = {
@@ -157,13 +237,15 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
         return rows["dnas"]["regret"][at] / max(rows[method]["regret"][at], 1e-12)
 
     ratio = ratio_to(best_base)
+    if "dnas" in ran:
+        rows["dnas"]["rounds"] = dnas_rounds(folders)
     if reuse and "dnas" in reuse.get("methods", {}) and "dnas" in ran:
-        rows["dnas (before)"] = {**reuse["methods"]["dnas"], "reused": True}
+        rows["dnas (before)"] = {**_int_marks(reuse["methods"]["dnas"]), "reused": True}
     return {
         "benchmark": spec["benchmark"],
         "dataset": spec["dataset"],
         "max_cost": spec.get("max_cost", {}),
-        "metric": METRIC,
+        "metric": metric,
         "optimum": optimum,
         "seeds": len(seeds),
         "seed_range": [seeds[0], seeds[-1]],
@@ -256,10 +338,11 @@ def plot(settings: dict[str, dict], path: Path) -> Path:
             ax.fill_between(x, np.clip(mean - se, 0, None), mean + se, alpha=0.15, color=line.get_color())
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_ylim(bottom=0)
-        ax.set_title(f"{name} ({res['seeds']} seeds)", fontsize=10)
+        metric = "" if res.get("metric", METRIC) == METRIC else f", {res['metric']}"
+        ax.set_title(f"{name} ({res['seeds']} seeds{metric})", fontsize=10)
         ax.set_xlabel("queries")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("mean regret (test accuracy, %)")
+    axes[0][0].set_ylabel("mean regret (objective: test accuracy unless named, %)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

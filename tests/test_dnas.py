@@ -341,3 +341,26 @@ def test_round_log_survives_save_and_restore(graph, tmp_path):
     t = _dnas(graph.space, seed=99)
     t.restore(str(tmp_path / "s.pkl"))
     assert t.round_log == s.round_log and t.epochs_trained == s.epochs_trained > 0
+
+
+def test_pseudo_labelled_cells_carry_computed_flops_and_batches_stay_full(macro_excerpt):
+    """Under a limit, D^ carries each cell's real FLOPs (the table knows them), so Eq. 7's sources
+    are chosen by true cost; a round whose steps find too few new cells is filled from them."""
+    bench = macro_excerpt
+    cost_fn = TabularEvaluator(bench).cost
+    flops = [bench.query(a)["flops"] for a in bench.candidates()]
+    limit = float(np.quantile(flops, 0.3))
+    s = _dnas(bench.space, metric="test_accuracy", cost_fn=cost_fn, max_cost={"flops": limit},
+              candidates=bench.candidates(), n_unlabeled=150)
+    state = simulate(s, bench, 30)
+    cells, _, costs = s._pool
+    assert len(cells) > s.round_log[-1]["labelled"]  # D' and D^
+    tabulated = {bench.space.key(a) for a in bench.candidates()}
+    known = [i for i, a in enumerate(cells) if bench.space.key(a) in tabulated]
+    assert len(known) > s.round_log[-1]["labelled"]  # pseudo-labelled cells of the table among them
+    assert np.allclose(costs[known], [cost_fn(cells[i])["flops"] for i in known])
+    assert np.isfinite(costs).all()  # cells the table lacks get the predicted FLOPs
+    assert all(r["flops"] <= limit for r in state.rows)
+    for r in s.round_log:
+        assert r["new"] + r["from_sources"] >= min(s.batch, r["new"] + r["from_sources"])
+        assert r["from_sources"] == 0 or r["new"] < s.batch  # sources only top up a short round

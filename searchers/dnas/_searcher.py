@@ -11,13 +11,16 @@ Algorithm 1 of the paper on the shared controller loop (:mod:`raynas.searchers._
    ``eps_edge`` decoded from around the codes whose predicted FLOPs lie just under the limit
    (only when a FLOPs limit is set), and the rest from the whole space (uniform cells, i.e. the
    codes of the aggregate posterior decoded back; duplicates are topped up from there so that
-   ``|D^| = M``). The predictors label ``D^`` with accuracy and FLOPs;
+   ``|D^| = M``). The accuracy predictor labels ``D^``; FLOPs are computed wherever a cost is
+   known for a cell (a table's cost columns or the space's cost model), predicted otherwise;
 3. (lines 9-10) trains on ``D = D' u D^`` (``D'`` up-sampled ``up_sample`` times, SemiNAS's
    setting) for ``epochs`` (plus ``warmup_epochs`` in the first, cold round);
 4. (line 11) picks the top ``top_p`` cells of ``D`` by (pseudo-)label among those within
    ``F (1 + tau)`` of the FLOPs limit ``F`` (true FLOPs for ``D'``, predicted for ``D^``) and
    moves their codes by Eq. 7, ``z' = z + t (eta1 df_acc/dz - eta2 df_flops/dz)``, with NAO's
    step schedule ``t = 1, 2, ...`` until ``batch`` new allowed cells decode; those are queued.
+   Where ``max_steps`` passes with fewer (under a tight limit most moves leave the allowed
+   region), the allowed unevaluated sources themselves (``t = 0``) fill the batch.
 
 The FLOPs predictor learns the constrained cost (``max_cost``'s first metric, else FLOPs) from
 ``cost_fn`` (a table's cost columns, or with ``max_cost`` the space's cost model); without one
@@ -279,12 +282,13 @@ class DNASSearcher(ControllerSearcher):
             if not cells:
                 return None
             pseudo_acc, pseudo_cost = self.predict(self.encode(cells))  # line 8: the predictors label D^
+            costs = self._labelled_costs(cells)  # a cell's FLOPs are computed wherever a cost is known ...
+            if self.use_cost:  # ... and pseudo-labelled only where not (e.g. a cost_fn over a partial table)
+                unknown = np.isnan(costs)
+                costs[unknown] = self.cost_norm.decode(pseudo_cost[unknown])
+                pseudo_cost = self.cost_norm.encode(costs)
             pool_archs, pool_acc, pool_cost = self._pool
-            self._pool = (
-                pool_archs + cells,
-                np.concatenate([pool_acc, pseudo_acc]),
-                np.concatenate([pool_cost, self.cost_norm.decode(pseudo_cost) if self.use_cost else np.full(len(cells), np.nan)]),
-            )
+            self._pool = (pool_archs + cells, np.concatenate([pool_acc, pseudo_acc]), np.concatenate([pool_cost, costs]))
             return self._targets(cells, pseudo_acc, pseudo_cost)
 
         epochs = c.epochs + (c.warmup_epochs if self.rounds == 0 else 0)
@@ -351,7 +355,8 @@ class DNASSearcher(ControllerSearcher):
         The gradient is taken once at each starting code; step ``t`` decodes
         ``z + t * (eta1 df_acc/dz - eta2 df_flops/dz)`` for every source (best first) and keeps
         the new allowed cells, until ``batch`` of them have appeared or ``max_steps`` is
-        reached. The FLOPs term acts only under a limit.
+        reached; then allowed unevaluated sources (``t = 0``) fill what is left of the batch.
+        The FLOPs term acts only under a limit.
         """
         c = self.config
         log = getattr(self, "_log", {"round": self.rounds})
@@ -379,7 +384,19 @@ class DNASSearcher(ControllerSearcher):
                         new.append(arch)
                 if len(new) >= self.batch:
                     break
-        log.update(sources=len(src), steps=steps, new=len(new))
+        eq7 = len(new)
+        if eq7 < self.batch:
+            # Fewer than a batch within max_steps (seen under a tight limit, where most moves leave
+            # the allowed region): the remaining places go to the sources themselves, the step-0
+            # point of the schedule, best (pseudo-)label first; unevaluated cells of D^ qualify.
+            keys = {self.space.key(a) for a in new}
+            for arch in src:
+                if len(new) >= self.batch:
+                    break
+                if self.allowed(arch) and self.space.key(arch) not in keys:
+                    keys.add(self.space.key(arch))
+                    new.append(arch)
+        log.update(sources=len(src), steps=steps, new=eq7, from_sources=len(new) - eq7)
         self.round_log.append(log)
         return new
 
