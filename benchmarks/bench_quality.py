@@ -148,7 +148,7 @@ def _int_marks(row: dict) -> dict:
             for k, val in row.items()}
 
 
-ROUND_FIELDS = ("targeted_new", "unlabeled", "sources", "steps", "new")
+ROUND_FIELDS = ("targeted_new", "unlabeled", "sources", "steps", "new", "from_sources")
 
 
 def dnas_rounds(folders: list[Path]) -> dict:
@@ -157,7 +157,8 @@ def dnas_rounds(folders: list[Path]) -> dict:
     Per round (mean over studies): ``targeted_new``, the new cells the dense (and edge) codes of
     Eq. 4 added to ``D^``; ``unlabeled``, ``|D^|``; ``sources``, the top-P starting cells of Eq. 7;
     ``steps``, the step size NAO's schedule needed; ``new``, the new allowed cells Eq. 7 gave
-    (of which the first ``batch`` are queued). These are our own benchmark files, read with pickle.
+    (of which the first ``batch`` are queued); ``from_sources``, the allowed unevaluated sources
+    that filled a round Eq. 7 left short. These are our own benchmark files, read with pickle.
     """
     import pickle
 
@@ -174,8 +175,9 @@ def dnas_rounds(folders: list[Path]) -> dict:
     per_round = []
     for r in range(n):
         rows = [log[r] for log in logs if len(log) > r]
-        per_round.append({"round": r, "labelled": float(np.mean([x["labelled"] for x in rows])), **{
-            f: round(float(np.mean([x.get(f, np.nan) for x in rows])), 2) for f in ROUND_FIELDS}})
+        per_round.append({"round": r, "studies": len(rows),
+                          "labelled": float(np.mean([x["labelled"] for x in rows])), **{
+                              f: round(float(np.mean([x.get(f, np.nan) for x in rows])), 2) for f in ROUND_FIELDS}})
     return {"studies": len(logs), "per_round": per_round}
 
 
@@ -222,7 +224,7 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
         rows[method] = {
             "seeds": int(mat.shape[0]),
             "best": {c: float(np.mean(mat[:, c - 1])) for c in marks},
-            "regret": {c: float(optimum - np.mean(mat[:, c - 1])) for c in marks},
+            "regret": {c: max(0.0, float(optimum - np.mean(mat[:, c - 1]))) for c in marks},
             "regret_se": {c: float(np.std(mat[:, c - 1]) / np.sqrt(len(mat))) for c in marks},
             "reached_optimum": int(np.sum(mat[:, -1] >= optimum - 1e-9)),
             # mean regret (and its standard error) after every query, for the figure

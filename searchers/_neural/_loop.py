@@ -137,6 +137,33 @@ class ControllerSearcher(ArchSearcher):
         self.trained_on = len(self.history)
         self.rounds += 1
 
+    def _step_schedule(self, decode_at: Any, max_steps: int) -> tuple[list[Arch], set[str], int]:
+        """NAO's step schedule: decode at steps ``t = 1, 2, ...`` until ``batch`` new cells appear.
+
+        ``decode_at(t)`` gives the cells (None where decoding failed) decoded at step ``t``.
+        Returns the new allowed cells in order, their keys, and the last step taken.
+        """
+        new: list[Arch] = []
+        keys: set[str] = set()
+        steps = 0
+        for steps in range(1, max_steps + 1):
+            self._keep_new(decode_at(steps), new, keys)
+            if len(new) >= self.batch:
+                break
+        return new, keys, steps
+
+    def _keep_new(self, archs: list[Arch | None], new: list[Arch], keys: set[str], most: int | None = None) -> None:
+        """Append to ``new`` the allowed cells of ``archs`` not yet in ``keys`` (up to ``most`` in all)."""
+        for arch in archs:
+            if most is not None and len(new) >= most:
+                return
+            if arch is None or not self.allowed(arch):
+                continue
+            key = self.space.key(arch)
+            if key not in keys:
+                keys.add(key)
+                new.append(arch)
+
     @property
     def validity_rate(self) -> float:
         """Fraction of decoded latents that gave a valid cell (greedy or repaired)."""

@@ -368,34 +368,20 @@ class DNASSearcher(ControllerSearcher):
             order = order[ok[order]]
         src = [cells[i] for i in order[: c.top_p]]
         new: list[Arch] = []
+        keys: set[str] = set()
         steps = 0
         if src and c.max_steps > 0:
             z = torch.as_tensor(self.encode(src), dtype=torch.float32, device=self.device)  # (P, S)
             eta_cost = c.eta_flops if limit is not None else 0.0
             direction = ascent_direction(self.model, z, c.eta_acc, eta_cost)  # (P, S)
-            keys: set[str] = set()
-            for steps in range(1, c.max_steps + 1):
-                for arch in self.decode((z + steps * direction).cpu().numpy(), gen):
-                    if arch is None or not self.allowed(arch):
-                        continue
-                    key = self.space.key(arch)
-                    if key not in keys:
-                        keys.add(key)
-                        new.append(arch)
-                if len(new) >= self.batch:
-                    break
+            new, keys, steps = self._step_schedule(
+                lambda t: self.decode((z + t * direction).cpu().numpy(), gen), c.max_steps
+            )
         eq7 = len(new)
-        if eq7 < self.batch:
-            # Fewer than a batch within max_steps (seen under a tight limit, where most moves leave
-            # the allowed region): the remaining places go to the sources themselves, the step-0
-            # point of the schedule, best (pseudo-)label first; unevaluated cells of D^ qualify.
-            keys = {self.space.key(a) for a in new}
-            for arch in src:
-                if len(new) >= self.batch:
-                    break
-                if self.allowed(arch) and self.space.key(arch) not in keys:
-                    keys.add(self.space.key(arch))
-                    new.append(arch)
+        # Fewer than a batch within max_steps (seen under a tight limit, where most moves leave
+        # the allowed region): the remaining places go to the sources themselves, the step-0
+        # point of the schedule, best (pseudo-)label first; unevaluated cells of D^ qualify.
+        self._keep_new(src, new, keys, most=self.batch)
         log.update(sources=len(src), steps=steps, new=eq7, from_sources=len(new) - eq7)
         self.round_log.append(log)
         return new

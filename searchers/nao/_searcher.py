@@ -174,20 +174,11 @@ class NAOSearcher(ControllerSearcher):
         tokens = encode_archs(self.space, [cells[i] for i in order], self.device)
         self.model.eval()
         outputs, grad = self.model.gradient(tokens)
-        new: list[Arch] = []
-        keys: set[str] = set()
-        for step in range(1, s.max_step_size + 1):
-            moved, emb = self.model.move(outputs, grad, float(step))
-            for arch in self.decode(moved, emb, gen):
-                if arch is None or not self.allowed(arch):
-                    continue
-                key = self.space.key(arch)
-                if key not in keys:
-                    keys.add(key)
-                    new.append(arch)
-            if len(new) >= self.batch:
-                break
-        return new
+
+        def decode_at(step: int) -> list[Arch | None]:
+            return self.decode(*self.model.move(outputs, grad, float(step)), gen)
+
+        return self._step_schedule(decode_at, s.max_step_size)[0]
 
     # ------------------------------------------------------------------ state
     def _state_dict(self) -> dict[str, Any]:
