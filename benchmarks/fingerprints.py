@@ -13,9 +13,10 @@ Usage:
     python benchmarks/fingerprints.py --write --methods dnas   # re-record one method changed on purpose
 
 ``--check`` compares the studies it reruns with the recorded ones of the same name. The
-recorded sample (52 studies of 150 queries, written by the code of commit 3ff2942): all eight
-methods on the five quality settings, seeds 0-1 on NB201 CIFAR-10 (plus DNAS's two ablation
-switches) and seed 0 elsewhere. Rerunning all of it takes about 40 minutes on one core.
+recorded sample (56 studies of 150 queries): all eight methods on the five quality settings,
+seeds 0-1 on NB201 CIFAR-10 (plus DNAS's two ablation switches) and seed 0 elsewhere, written by
+the code of commit 3ff2942; DNAS's studies were re-recorded (seeds 0-1 everywhere) after its
+rebuild as Algorithm 1 on 2026-12-02. Rerunning all of it takes about 40 minutes on one core.
 """
 
 from __future__ import annotations
