@@ -103,3 +103,32 @@ def test_training_search_resumes_after_sigkill_with_the_same_results(tmp_path):
     assert len({r["key"] for r in got}) == 6
     for column in ("key", "config", "val_accuracy", "train_loss", "test_accuracy", "epoch", "incumbent"):
         assert [r[column] for r in got] == [r[column] for r in want], column
+
+
+def test_a_study_whose_tune_state_was_cut_by_a_kill_starts_again(tmp_path, monkeypatch):
+    """Tune writes its experiment and searcher state in place; a kill mid-write leaves them empty,
+    and Tuner.restore would then go on without the lost trials (seen: 1 row of 6 under load)."""
+    from ray import tune
+
+    from raynas.runner._tune_run import can_resume
+
+    monkeypatch.setattr(tune.Tuner, "can_restore", staticmethod(lambda path: True))
+    good = tmp_path / "tune" / "evolution-seed0"
+    good.mkdir(parents=True)
+    (good / "experiment_state-2026-12-02_07-17-39.json").write_text('{"trial_data": []}')
+    (good / "searcher-state-2026-12-02_07-17-39.pkl").write_bytes(b"\x80\x04N.")
+    assert can_resume(good) and good.is_dir()
+    for name, text in (("experiment_state-2026-12-02_07-17-40.json", ""),  # the newest one is cut
+                       ("experiment_state-2026-12-02_07-17-40.json", '{"trial_da')):
+        bad = tmp_path / "tune" / f"tpe-seed{len(text)}"
+        bad.mkdir()
+        (bad / name).write_text(text)
+        assert not can_resume(bad)
+        assert not bad.exists()  # moved aside, not deleted
+        (aside,) = (tmp_path / "tune").glob(f"{bad.name}.incomplete-*")
+        assert (aside / name).read_text() == text
+    empty_searcher = tmp_path / "tune" / "random-seed0"
+    empty_searcher.mkdir()
+    (empty_searcher / "experiment_state-2026-12-02_07-17-39.json").write_text("{}")
+    (empty_searcher / "searcher-state-2026-12-02_07-17-39.pkl").write_bytes(b"")
+    assert not can_resume(empty_searcher) and not empty_searcher.exists()

@@ -35,7 +35,7 @@ from raynas.runner._compare import (
     write_rows,
 )
 from raynas.runner._hparams import extremes, parse_hparams, to_domains
-from raynas.runner._tune_run import trials_in_order
+from raynas.runner._tune_run import can_resume, trials_in_order
 from raynas.searchers import check_options, get_searcher, searcher_names
 from raynas.spaces import get_space, space_names
 
@@ -294,7 +294,7 @@ def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
         folder = out / "tune" / name
         bar = TrialProgress(cfg.budget, f"{method} seed {seed}", METRIC, MODE, enabled=progress)
         start = time.time()
-        if tune.Tuner.can_restore(str(folder)):
+        if can_resume(folder):
             # Errored trials stay errored: their failure is a result the searchers were told.
             tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, seed, splits_ref, num_classes),
                                        resume_unfinished=True, resume_errored=False)

@@ -36,6 +36,41 @@ def _trainable(cfg: CompareConfig, evaluator: Evaluator):
     return tune.with_resources(tune.with_parameters(tabular_trainable, bench=evaluator, fidelity=cfg.fidelity), res)
 
 
+def can_resume(folder: Path) -> bool:
+    """Whether the Tune experiment of one study in ``folder`` can be restored exactly.
+
+    Tune writes ``experiment_state-*.json`` and ``searcher-state-*.pkl`` in place, so a driver
+    killed during a write leaves them empty or cut short; ``Tuner.restore`` then silently
+    continues without the trials and searcher it lost. Such a folder is moved aside (kept as
+    ``<name>.incomplete-<time>``, nothing is deleted) with a warning, and the study starts again
+    from its seed, which gives the same results as an uninterrupted run.
+    """
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(folder)):
+        return False
+    states = sorted(folder.glob("experiment_state-*.json"))
+    problem = None
+    if not states:
+        problem = "no experiment state"
+    else:
+        try:
+            json.loads(states[-1].read_text())
+        except (OSError, ValueError):
+            problem = f"{states[-1].name} is cut short"
+    empty = [p.name for p in folder.glob("searcher-state-*.pkl") if p.stat().st_size == 0]
+    if problem is None and empty:
+        problem = f"{empty[0]} is empty"
+    if problem is None:
+        return True
+    aside = folder.with_name(f"{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.rename(aside)
+    logging.getLogger("raynas").warning(
+        "study %s cannot be resumed exactly (%s, written when the run was killed); it starts again "
+        "from its seed, and the old folder is kept as %s", folder.name, problem, aside.name)
+    return False
+
+
 def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: bool = True,
                 verbose: int = 0) -> Path:
     """Run (or continue) every study of ``cfg`` with one Tune trial per query; returns ``results.parquet``.
@@ -61,7 +96,7 @@ def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: 
         folder = out / "tune" / spec.name
         bar = TrialProgress(cfg.budget, f"{spec.method} seed {spec.seed}", metric, mode, enabled=progress)
         start = time.time()
-        if restore and tune.Tuner.can_restore(str(folder)):
+        if restore and can_resume(folder):
             tuner = tune.Tuner.restore(str(folder), trainable=_trainable(cfg, evaluator), resume_errored=True)
         else:
             tuner = tune.Tuner(
