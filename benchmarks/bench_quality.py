@@ -331,8 +331,12 @@ def plot(settings: dict[str, dict], path: Path) -> Path:
     named = {k: v for k, v in settings.items() if "regret_curve" in v["methods"]["dnas"]}
     if not named:
         raise SystemExit("no stored curves to plot: run or --combine the settings first")
-    fig, axes = plt.subplots(1, len(named), figsize=(4.2 * len(named), 3.8), squeeze=False)
-    for ax, (name, res) in zip(axes[0], named.items()):
+    cols = min(3, len(named))
+    rows = -(-len(named) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(named):]:
+        ax.set_visible(False)
+    for ax, (name, res) in zip(axes.flat, named.items()):
         for method, row in res["methods"].items():
             mean, se = np.asarray(row["regret_curve"]), np.asarray(row["regret_curve_se"])
             x = np.arange(1, len(mean) + 1)
@@ -344,7 +348,8 @@ def plot(settings: dict[str, dict], path: Path) -> Path:
         ax.set_title(f"{name} ({res['seeds']} seeds{metric})", fontsize=10)
         ax.set_xlabel("queries")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("mean regret (objective: test accuracy unless named, %)")
+    for row in axes:
+        row[0].set_ylabel("mean regret (%)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
