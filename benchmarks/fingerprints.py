@@ -17,6 +17,13 @@ recorded sample (56 studies of 150 queries): all eight methods on the five quali
 seeds 0-1 on NB201 CIFAR-10 (plus DNAS's two ablation switches) and seed 0 elsewhere, written by
 the code of commit 3ff2942; DNAS's studies were re-recorded (seeds 0-1 everywhere) after its
 rebuild as Algorithm 1 on 2026-12-02. Rerunning all of it takes about 40 minutes on one core.
+
+The hashes of the neural searchers (NAO, SemiNAS, DNAS) hold for one kind of CPU: torch picks
+its float kernels by instruction set, and a different rounding can change a decoded cell. On an
+AVX-512 machine (2026-12-02) the code that had matched all 36 rechecked studies on 2026-11-25
+gave other rows for NAO on Macro seed 0 and SemiNAS on NB201 CIFAR-10 seeds 0-1 and Macro seed 0;
+the other methods do not use torch and match everywhere. Compare ``--check`` results from the
+machine kind that wrote the file (the DNAS entries: that AVX-512 machine).
 """
 
 from __future__ import annotations
