@@ -68,6 +68,8 @@ def load_searcher(file: str | os.PathLike, space: Space | None = None):
     if searcher.ctrl_config.vocab_size != strategy["controller"]["vocab_size"]:
         raise ValueError(f"{file}: its controller does not match space {space.name!r}; pass space=")
     searcher.set_state(state)
+    # Whether the saved controller's FLOPs head learned a cost (its cost_fn is not in the state).
+    searcher.trained_with_cost = bool(strategy.get("use_cost"))
     return searcher
 
 
@@ -174,7 +176,7 @@ def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, sp
     cells = archs + extra
     others, baseline = {}, {"beta0": None}
     if baselines:
-        others["beta0"], baseline["beta0"] = beta0_codes(file, s, cells, seed)
+        others["beta0"], baseline["beta0"] = beta0_codes(s, cells, seed)
     scores = disentanglement(space, s.encode(cells), cells, _flops(s, cells, ev), seed=seed, baselines=others)
     scores["baseline"] = {"rotated": {"seed": seed}, **baseline}
     scores["pearson"] = {str(d): _pearson(mu[:, d], acc) for d in range(S)}
@@ -189,8 +191,8 @@ def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, sp
 
 
 # ---------------------------------------------------------------------- beta = 0 baseline
-def beta0_codes(file, s, cells: list[Arch], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Codes of ``cells`` from a beta = 0 autoencoder trained like the saved controller ``s``.
+def beta0_codes(s, cells: list[Arch], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Codes of ``cells`` from a beta = 0 autoencoder trained like the controller ``s`` (from :func:`load_searcher`).
 
     A fresh :class:`DNASSearcher` with the same config but ``disentangle=False`` (the paper's
     Table 3 ablation: ``beta = 0``, ``z = mu``) and seed ``seed`` replays the saved study's
@@ -206,11 +208,9 @@ def beta0_codes(file, s, cells: list[Arch], seed: int) -> tuple[np.ndarray, dict
     from raynas.searchers.dnas import DNASSearcher
 
     start = time.perf_counter()
-    with open(file, "rb") as fh:
-        used_cost = bool(pickle.load(fh)["strategy"].get("use_cost"))
     config = dataclasses.replace(s.config, disentangle=False)
     b = DNASSearcher(s.space, metric=s._metric, mode=s._mode, seed=seed, config=config,
-                     cost_fn=s.space.cost if used_cost else None)
+                     cost_fn=s.space.cost if getattr(s, "trained_with_cost", False) else None)
     ev = s.evaluated
     archs = [h["arch"] for h in ev]
     scores = np.array([h["score"] for h in ev], dtype=np.float64)

@@ -226,7 +226,7 @@ class DNASSearcher(ControllerSearcher):
 
     @property
     def capacity(self) -> float | None:
-        """The KL capacity ``C`` (nats) of the next epoch, or None for the plain ``beta * KL``."""
+        """The KL capacity ``C`` (nats), or None for the plain ``beta * KL``."""
         if not self.capacity_max:
             return None
         return self.capacity_max
@@ -266,11 +266,8 @@ class DNASSearcher(ControllerSearcher):
             return self.model.loss(batch, g, self.weights, variational=c.disentangle, capacity=self.capacity)
 
         def fit(data: dict[str, torch.Tensor], epochs: int) -> float:
-            last = float("nan")
-            for _ in range(epochs):  # one epoch at a time: the capacity rises between epochs
-                last = train_epochs(self.model, self.optimizer, loss, data, 1, c.train_batch_size, gen)
-                self.epochs_trained += 1
-            return last
+            self.epochs_trained += epochs
+            return train_epochs(self.model, self.optimizer, loss, data, epochs, c.train_batch_size, gen)
 
         labelled = self._targets(archs, acc)
         self._pool = (list(archs), acc, self._labelled_costs(archs))
