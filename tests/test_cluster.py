@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from raynas.runner._study import StudySpec, run_study
+from raynas.testing.conformance import FAST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +44,12 @@ def test_compare_spreads_studies_over_nodes(nb201_excerpt, tmp_path):
         cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
         ray.init(address=cluster.address, log_to_driver=False)
-        cfg = CompareConfig(benchmark="nasbench201", data={nb201_excerpt.source!r}, methods=["evolution"],
-                            seeds=4, budget=100, metric="test_accuracy")
+        from raynas.testing.conformance import FAST_OPTIONS
+        # NAO trains its controller every few queries, so a study lasts seconds: long enough that
+        # the studies run side by side (evolution's took milliseconds, and one reused actor on one
+        # node could run all four before the other nodes' actors had started).
+        cfg = CompareConfig(benchmark="nasbench201", data={nb201_excerpt.source!r}, methods=["nao"],
+                            seeds=4, budget=100, metric="test_accuracy", options={{"nao": FAST_OPTIONS["nao"]}})
         compare(cfg, {str(tmp_path / "exp")!r}, progress=False)
         ray.shutdown()
         cluster.shutdown()
@@ -61,5 +66,6 @@ def test_compare_spreads_studies_over_nodes(nb201_excerpt, tmp_path):
     rows = pq.read_table(tmp_path / "exp" / "results.parquet").to_pylist()
     assert len(rows) == 4 * 100 and not any(r["error"] for r in rows)
     for seed in range(4):
-        _, st = run_study(StudySpec("evolution", seed, "test_accuracy", "max", 100), nb201_excerpt)
+        _, st = run_study(StudySpec("nao", seed, "test_accuracy", "max", 100, options=dict(FAST_OPTIONS["nao"])),
+                          nb201_excerpt)
         assert [r["config"] for r in rows if r["seed"] == seed] == [r["config"] for r in st.rows]
