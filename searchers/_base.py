@@ -23,7 +23,7 @@ import dataclasses
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,7 +51,8 @@ class ArchSearcher(Searcher):
         metric: Result key to optimise, e.g. ``"val_accuracy"``.
         mode: ``"max"`` or ``"min"``.
         seed: Seed of the searcher's random generator.
-        candidates: Architectures of a partial table; when given, only these are proposed.
+        candidates: Architectures of a partial table; when given, only these are proposed. A
+            mapping ``key -> arch`` (a table's own keys) spares hashing every candidate.
         cost_fn: ``arch -> {"flops": ..., "params": ...}``; with ``max_cost`` and no ``cost_fn``
             the space's cost model (``space.cost``: real params and FLOPs of the network of
             the image spaces) is used.
@@ -74,7 +75,7 @@ class ArchSearcher(Searcher):
         metric: str | None = None,
         mode: str | None = None,
         seed: int = 0,
-        candidates: Iterable[Arch] | None = None,
+        candidates: Iterable[Arch] | Mapping[str, Arch] | None = None,
         cost_fn: CostFn | None = None,
         max_cost: dict[str, float] | None = None,
         max_retries: int = 100,
@@ -98,9 +99,19 @@ class ArchSearcher(Searcher):
         self.max_retries = int(max_retries)
         self.candidates: list[Arch] | None = None
         self._candidate_keys: set[str] | None = None
+        self._candidate_order: list[str] = []  # key of each candidate, in order
+        self._candidate_tokens: dict[str, np.ndarray] = {}  # encoding -> (N, L) token matrix
+        self._candidate_ok: dict[int, bool] = {}  # candidate index -> within max_cost
+        self._open_cache: tuple[int, np.ndarray] | None = None  # (len(seen), open mask)
         if candidates is not None:
-            self.candidates = list(candidates)
-            self._candidate_keys = {self.space.key(a) for a in self.candidates}
+            if isinstance(candidates, Mapping):  # key -> arch (a table's own keys: no rehashing)
+                self.candidates = list(candidates.values())
+                self._candidate_order = [str(k) for k in candidates]
+            else:
+                self.candidates = list(candidates)
+                self._candidate_order = [self.space.key(a) for a in self.candidates]
+            self._candidate_keys = set(self._candidate_order)
+        self._candidate_pos = {key: i for i, key in reversed(list(enumerate(self._candidate_order)))}
         self.history: list[dict[str, Any]] = []  # one entry per finished trial, in feed order
         self.seen: set[str] = set()  # keys proposed so far (finished or in flight)
         self.live: dict[str, tuple[int, Arch]] = {}  # trial_id -> (suggestion index, arch)
@@ -197,13 +208,67 @@ class ArchSearcher(Searcher):
     def random_unseen(self, tries: int = 2000) -> Arch | None:
         """A random allowed architecture, or None when none is left."""
         if self.candidates is not None:
-            left = [a for a in self.candidates if self.allowed(a)]
-            return left[int(self.rng.integers(len(left)))] if left else None
+            left = self._open_candidates()
+            return self.candidates[left[int(self.rng.integers(len(left)))]] if len(left) else None
         for _ in range(tries):
             arch = self.space.sample(self.rng)
             if self.allowed(arch):
                 return arch
         return None
+
+    # ------------------------------------------------------------------ partial tables
+    def _open_candidates(self) -> np.ndarray:
+        """Indices of the candidates still allowed (not proposed, within ``max_cost``), in order."""
+        return np.flatnonzero(self._open_mask())
+
+    def _open_mask(self) -> np.ndarray:
+        """Boolean mask of the allowed candidates; recomputed only after new proposals."""
+        if self._open_cache is None or self._open_cache[0] != len(self.seen):
+            seen = self.seen
+            mask = np.fromiter((key not in seen for key in self._candidate_order), bool, len(self._candidate_order))
+            if self.max_cost:
+                ok = self._candidate_ok
+                for i in np.flatnonzero(mask):
+                    if i not in ok:
+                        ok[i] = self.within_limits(self.candidates[i])  # type: ignore[index]
+                    mask[i] = ok[i]
+            self._open_cache = (len(seen), mask)
+        return self._open_cache[1]
+
+    def tokens_of(self, arch: Arch, full: bool = False) -> list[int]:
+        """``space.to_sequence(arch)``; with ``full``, the pad-free ``to_full_sequence`` where the
+        space has one (NAS-Bench-101's padded 7-vertex layout), as samplers and controllers use."""
+        to_full = getattr(self.space, "to_full_sequence", None) if full else None
+        return to_full(arch) if to_full is not None else self.space.to_sequence(arch)
+
+    def candidate_tokens(self, full: bool = False) -> np.ndarray:
+        """``(N, L)`` token sequences (:meth:`tokens_of`) of the candidates, computed once."""
+        name = "full" if full else "sequence"
+        if name not in self._candidate_tokens:
+            seqs = [self.tokens_of(a, full) for a in self.candidates or []]
+            self._candidate_tokens[name] = np.array(seqs, dtype=np.int64).reshape(len(seqs), -1)
+        return self._candidate_tokens[name]
+
+    def nearest_candidate(self, tokens: Iterable[int], full: bool = False, exclude: Iterable[str] = ()) -> Arch | None:
+        """The allowed candidate nearest to a token sequence (Hamming distance), or None.
+
+        How proposals that leave a partial table come back to it: the cell of the table that
+        differs from ``tokens`` (a :meth:`tokens_of` with the same ``full``) in the fewest
+        positions, among the candidates not proposed yet, within ``max_cost`` and not in
+        ``exclude`` (keys); ties are broken at random with ``self.rng``.
+        """
+        mask = self._open_mask()
+        drop = [self._candidate_pos[k] for k in exclude if k in self._candidate_pos]
+        if drop:
+            mask = mask.copy()
+            mask[drop] = False
+        left = np.flatnonzero(mask)
+        if not len(left):
+            return None
+        seq = np.asarray(list(tokens), dtype=np.int64)
+        dist = (self.candidate_tokens(full)[left] != seq).sum(axis=1)  # (n_left,)
+        ties = left[dist == dist.min()]
+        return self.candidates[int(ties[int(self.rng.integers(len(ties)))])]  # type: ignore[index]
 
     def _propose(self) -> Arch | None:
         """The strategy's next architecture; None falls back to a random unseen cell."""
@@ -264,6 +329,7 @@ class ArchSearcher(Searcher):
         self.pending = list(state["pending"])
         self.n_suggested = state["n_suggested"]
         self.n_fallbacks = state["n_fallbacks"]
+        self._open_cache = None
         self._load_state_dict(state["strategy"])
 
     def save(self, checkpoint_path: str) -> None:

@@ -4,6 +4,10 @@ The population is a queue of the most recent ``population_size`` evaluated cells
 is a mutation of the best of ``sample_size`` members drawn at random; when a child joins, the
 oldest member dies (aging), whatever its fitness. Until the population is full, cells are
 sampled at random.
+
+On a partial table the parent is mutated up to ``MUTATION_TRIES`` times until the child is an
+unproposed tabulated cell; if none is, the child is the unproposed tabulated cell nearest to
+the parent in token space (Hamming distance), the closest the table has to a mutation.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 from raynas.searchers._base import ArchSearcher
 from raynas.searchers._config import require
 from raynas.spaces import Arch
+
+#: Mutations tried on a partial table before the nearest tabulated cell is taken instead.
+MUTATION_TRIES = 20
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,13 @@ class EvolutionSearcher(ArchSearcher):
             return self.random_arch()
         idx = self.rng.choice(len(self.population), size=c.sample_size, replace=False)
         parent = max((self.population[int(i)] for i in idx), key=lambda m: m[1])[0]
-        return self.space.mutate(parent, self.rng)
+        if self.candidates is None:
+            return self.space.mutate(parent, self.rng)
+        for _ in range(MUTATION_TRIES):  # a partial table: mutate until the child is tabulated ...
+            child = self.space.mutate(parent, self.rng)
+            if self.allowed(child):
+                return child
+        return self.nearest_candidate(self.tokens_of(parent, full=True), full=True)  # ... or its nearest cell
 
     def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
         if score is None:

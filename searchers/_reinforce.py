@@ -5,6 +5,10 @@ space allows there (``space.token_mask()``). After each result the logits move a
 ``lr * (reward - baseline) * grad log p(tokens)``, where the baseline is an exponential moving
 average of rewards (momentum 0.9). Rewards are the score times ``reward_scale`` (0.01 turns an
 accuracy in percent into [0, 1]).
+
+On a partial table the policy is sampled restricted to the table: each unproposed tabulated
+cell is drawn with probability proportional to its probability under the policy, exactly the
+policy conditioned on the table, with no rejection loop.
 """
 
 from __future__ import annotations
@@ -64,9 +68,27 @@ class ReinforceSearcher(ArchSearcher):
 
     def _propose(self) -> Arch | None:
         probs = self._probs()
+        if self.candidates is not None:
+            return self._propose_in_table(probs)
         u = self.rng.random(len(probs))[:, None]
         tokens = (np.cumsum(probs, axis=1) < u).sum(axis=1)  # inverse-CDF sample per position
         return self.space.from_sequence([int(t) for t in np.minimum(tokens, probs.shape[1] - 1)])
+
+    def _propose_in_table(self, probs: np.ndarray) -> Arch | None:
+        """A sample of the policy restricted to the table: ``p(x | x tabulated, not proposed)``.
+
+        Each open candidate's log-probability is the sum over its tokens; padded positions
+        (token 0, after an early end) are marginalised out, as ``from_sequence`` ignores them.
+        """
+        left = self._open_candidates()
+        if not len(left):
+            return None
+        logp = np.log(np.maximum(probs, 1e-300))  # (L, V)
+        logp[:, 0] = 0.0
+        tokens = self.candidate_tokens()[left]  # (n, L)
+        score = logp[np.arange(logp.shape[0]), tokens].sum(axis=1)  # (n,)
+        p = np.exp(score - score.max())
+        return self.candidates[int(left[self.rng.choice(len(left), p=p / p.sum())])]  # type: ignore[index]
 
     def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:
         if score is None:

@@ -5,6 +5,12 @@ Each sequence position of the space is one categorical parameter over the tokens
 cell are told to Optuna at once (the known value for a duplicate, a failure otherwise) and
 another is asked, so no query of the budget is spent on them; after ``max_asks`` such asks the
 base class falls back to a random unseen cell, whose result Optuna then learns like any other.
+
+On a partial table TPE's sample (the candidate of best expected improvement, drawn from the
+whole space) is projected onto the table: a sample that is not an allowed cell is replaced by
+the unproposed tabulated cell nearest to it in token space (Hamming distance;
+:meth:`~raynas.searchers.ArchSearcher.nearest_candidate`), and Optuna learns that cell's result
+at its own parameters. No rejection loop draws cells until one happens to be tabulated.
 """
 
 from __future__ import annotations
@@ -89,15 +95,16 @@ class TPESearcher(ArchSearcher):
                 arch = self.space.from_sequence(tokens)
                 key = self.space.key(arch)
             except InvalidArchitectureError:
-                self.study.tell(trial, state=TrialState.FAIL)
-                continue
+                arch = key = None
             if key in known:  # a duplicate teaches TPE the value it already has
                 self.study.tell(trial, known[key])
-            elif not self.allowed(arch):
-                self.study.tell(trial, state=TrialState.FAIL)
-            else:
+                continue
+            if arch is not None and self.allowed(arch):
                 self.open[key] = trial.number
                 return arch
+            self.study.tell(trial, state=TrialState.FAIL)
+            if self.candidates is not None:  # a partial table: the sample's nearest tabulated cell
+                return self.nearest_candidate(tokens, full=True)  # learnt as a point of its own
         return None
 
     def _observe(self, arch: Arch, score: float | None, result: dict | None) -> None:

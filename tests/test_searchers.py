@@ -154,3 +154,54 @@ def test_quality_evolution_and_tpe_beat_random(graph):
     rnd, evo, tpe = mean_best("random"), mean_best("evolution"), mean_best("tpe")
     assert evo > rnd + 0.2
     assert tpe > rnd + 0.2
+
+
+# ---------------------------------------------------------------------- partial tables
+def _sparse(graph, n=800, seed=3):
+    rows = np.random.default_rng(seed).choice(len(graph), size=n, replace=False)
+    return graph.subset(sorted(int(r) for r in rows), name="custom")
+
+
+def test_a_tables_own_keys_spare_hashing_every_candidate(graph, monkeypatch):
+    part = _sparse(graph)
+    calls = []
+    key = type(part.space).key
+    monkeypatch.setattr(type(part.space), "key", lambda sp, a: calls.append(1) or key(sp, a))
+    make("random", part, candidates=part.candidates())
+    assert len(calls) == len(part)
+    calls.clear()
+    s = make("random", part, candidates=dict(zip(part.keys, part.candidates())))
+    assert calls == [] and s.candidates == part.candidates()
+    assert {s.space.key(a) for a in s.candidates} == set(part.keys)
+
+
+def test_nearest_candidate_is_the_closest_unproposed_tabulated_cell(graph):
+    part = _sparse(graph)
+    s = make("random", part, candidates=part.candidates())
+    tokens = np.array([s.tokens_of(a) for a in part.candidates()])
+    outside = next(a for a in graph.candidates()[::97] if not part.contains(a))
+    target = np.array(s.tokens_of(outside))
+    dist = (tokens != target).sum(axis=1)
+    got = s.nearest_candidate(target)
+    assert (np.array(s.tokens_of(got)) != target).sum() == dist.min()
+    s.seen.update(part.keys[i] for i in np.flatnonzero(dist == dist.min()))  # every nearest one proposed
+    second = s.nearest_candidate(target)
+    assert (np.array(s.tokens_of(second)) != target).sum() == np.sort(np.unique(dist))[1]
+    excluded = s.space.key(second)
+    third = s.nearest_candidate(target, exclude={excluded})
+    assert s.space.key(third) != excluded
+
+
+def test_reinforce_samples_its_policy_conditioned_on_the_table(graph):
+    part = _sparse(graph, n=40)
+    s = make("reinforce", part, candidates=part.candidates())
+    s.logits = np.random.default_rng(0).normal(scale=2.0, size=s.logits.shape)
+    probs = s._probs()
+    tokens = np.array([s.tokens_of(a) for a in part.candidates()])
+    exact = np.prod(probs[np.arange(probs.shape[0]), tokens], axis=1)
+    exact /= exact.sum()
+    n = 4000
+    keys = [s.space.key(s._propose_in_table(probs)) for _ in range(n)]
+    freq = np.array([keys.count(k) for k in part.keys]) / n
+    assert np.abs(freq - exact).max() < 0.03
+    assert np.corrcoef(freq, exact)[0, 1] > 0.98

@@ -18,7 +18,7 @@ from ray import tune
 from raynas.benchmarks import TabularBenchmark
 from raynas.runner._simulator import SimState, simulate
 from raynas.searchers import ArchSearcher, get_searcher
-from raynas.trainables.evaluator import Evaluator, as_evaluator
+from raynas.trainables.evaluator import Evaluator, TabularEvaluator, as_evaluator
 
 SEARCHER_FILE = "searcher.pkl"
 SIM_FILE = "sim.pkl"
@@ -56,11 +56,20 @@ def build_searcher(spec: StudySpec, bench: Evaluator | TabularBenchmark) -> Arch
         metric=spec.metric,
         mode=spec.mode,
         seed=spec.seed,
-        candidates=evaluator.candidates() if evaluator.partial else None,
+        candidates=_candidates(evaluator),
         cost_fn=evaluator.cost if evaluator.cost_metrics else None,
         max_cost=dict(spec.max_cost) or None,
         **dict(spec.options),
     )
+
+
+def _candidates(evaluator: Evaluator) -> dict | list | None:
+    """A partial table's cells; a table's as ``key -> arch``, so the searcher hashes none again."""
+    if not evaluator.partial:
+        return None
+    if isinstance(evaluator, TabularEvaluator):
+        return dict(zip(evaluator.bench.keys, evaluator.bench.candidates()))
+    return evaluator.candidates()
 
 
 def run_study(

@@ -18,6 +18,8 @@ For every factory it checks that
 * save/restore with trials still in flight continues exactly as the uninterrupted run;
 * no cell is ever proposed twice, on the full table and on a partial one, and on a partial
   table only its cells are proposed until the searcher says it has finished;
+* on a sparse partial table (1,000 of 26,206 cells) proposals come from the table itself: no
+  random cell of the whole space is drawn and none falls back to a random table cell;
 * every proposal respects ``max_cost``;
 * errored and stopped trials are recorded and the search goes on, also when a third of all
   evaluations fail;
@@ -248,6 +250,22 @@ class SearcherConformance:
         assert len(st.rows) == 30 and all(r["error"] is None for r in st.rows)
         assert {r["key"] for r in st.rows} == set(bench.keys)
         assert s.suggest("one-more") == Searcher.FINISHED
+
+    def test_sparse_partial_table_is_searched_from_its_cells(self, factory: SearcherFactory, monkeypatch) -> None:
+        # A user's partial table holds a few percent of the space (here 1,000 of 26,206 cells).
+        # Proposals must come from the table itself, not from draws of the whole space retried
+        # until one is tabulated, and never from the random fallback.
+        bench = partial_table(1000)
+        s = factory(bench, seed=0, candidates=bench.candidates())
+        space_type = type(bench.space)
+        draws = []
+        sample = space_type.sample
+        monkeypatch.setattr(space_type, "sample", lambda sp, rng: draws.append(1) or sample(sp, rng))
+        st = simulate(s, bench, self.budget, workers=2)
+        assert len(st.rows) == self.budget and all(r["error"] is None for r in st.rows)
+        assert len({r["key"] for r in st.rows}) == self.budget
+        assert not draws, f"{len(draws)} random cells of the whole space drawn on a partial table"
+        assert s.n_fallbacks == 0, f"{s.n_fallbacks} proposals fell back to a random table cell"
 
     def test_every_proposal_respects_max_cost(self, factory: SearcherFactory) -> None:
         bench = full_table()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from raynas._errors import InvalidArchitectureError
 from raynas.searchers._base import ArchSearcher
 from raynas.searchers._config import require
 from raynas.searchers._neural._seq2seq import (
@@ -157,12 +158,34 @@ class ControllerSearcher(ArchSearcher):
         for arch in archs:
             if most is not None and len(new) >= most:
                 return
-            if arch is None or not self.allowed(arch):
+            if arch is not None and not self.allowed(arch):
+                arch = self._into_table(arch, keys)
+            if arch is None:
                 continue
             key = self.space.key(arch)
             if key not in keys:
                 keys.add(key)
                 new.append(arch)
+
+    def _into_table(self, arch: Arch, taken: set[str]) -> Arch | None:
+        """A new cell that a partial table lacks, replaced by its nearest new tabulated cell.
+
+        On a partial table a decoded cell is rarely tabulated. A decode that is new (not
+        proposed yet) and valid but untabulated stands for the nearest candidate in the
+        controller's token encoding (Hamming distance; :meth:`nearest_candidate`) that is not
+        proposed yet nor in ``taken``; decodes that repeat a proposed cell stay rejected, so
+        the step schedule still grows until the controller moves to new cells. Full tables:
+        None (the decode is simply not allowed).
+        """
+        if self.candidates is None:
+            return None
+        try:
+            key = self.space.key(arch)
+        except InvalidArchitectureError:
+            return None
+        if key in self.seen or key in self._candidate_keys:  # type: ignore[operator]
+            return None  # not new, or tabulated and over max_cost
+        return self.nearest_candidate(self.tokens_of(arch, full=True), full=True, exclude=taken)
 
     @property
     def validity_rate(self) -> float:
