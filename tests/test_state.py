@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from raynas._state import StateFileError, dump_state, load_state
 from raynas.runner import simulate
+from raynas.runner._study import StudySpec, load_study, newest_checkpoint, run_study, save_study
 from raynas.searchers import JointSearcher, get_searcher
 from raynas.spaces import get_space, space_names
 from raynas.testing.conformance import FAST_OPTIONS
@@ -140,6 +141,19 @@ def test_tpe_state_is_plain_and_continues_exactly(graph, tmp_path):
     a = simulate(s, graph, 30, workers=2, state=copy.deepcopy(st))
     b = simulate(t, graph, 30, workers=2, state=copy.deepcopy(st))
     assert [r["config"] for r in a.rows] == [r["config"] for r in b.rows]
+
+
+def test_study_checkpoints_round_trip_and_a_crafted_one_is_moved_aside(graph, tmp_path):
+    spec = StudySpec("evolution", 0, "val_accuracy", "max", 20, workers=2)
+    searcher, st = run_study(spec, graph)
+    save_study(tmp_path / "checkpoint-000020.pt", searcher, st)
+    again, st2 = load_study(tmp_path / "checkpoint-000020.pt", spec, graph)
+    assert st2 == st and again.get_state()["history"] == searcher.get_state()["history"]
+    marker = tmp_path / "marker"
+    _crafted(tmp_path / "checkpoint-000030.pt", marker)  # newer than the good one
+    saved, notes = newest_checkpoint(tmp_path)
+    assert saved["sim"] == st and len(notes) == 1 and "checkpoint-000030.pt" in notes[0]
+    assert (tmp_path / "checkpoint-000030.pt.unreadable").exists() and not marker.exists()
 
 
 def test_explain_refuses_crafted_and_old_states(graph, tmp_path):
