@@ -27,7 +27,7 @@ from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas._state import dump_state
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
 from raynas.runner._simulator import SimState
-from raynas.runner._study import SEARCHER_FILE, StudySpec, log, newest_checkpoint, study_trainable
+from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
 from raynas.searchers import check_options, searcher_class, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 
@@ -36,6 +36,7 @@ BACKENDS = ("sim", "tune")
 RESULTS_FILE = "results.parquet"
 #: Every study's checkpoints and final searcher state: ``DIR/studies/<method>_seed<seed>/``.
 STUDIES_DIR = "studies"
+log = logging.getLogger("raynas")
 
 
 class ExperimentExistsError(RaynasError, FileExistsError):
