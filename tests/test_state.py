@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from raynas._errors import RaynasError
 from raynas._state import StateFileError, dump_state, load_state
 from raynas.runner import simulate
 from raynas.runner._study import StudySpec, load_study, newest_checkpoint, run_study, save_study
@@ -172,3 +173,19 @@ def test_explain_refuses_crafted_and_old_states(graph, tmp_path):
     with pytest.raises(FileNotFoundError, match="searcher.pkl.*pickles of an older raynas"):
         explain(tmp_path / "run", tmp_path / "explain")
     assert not marker.exists()
+
+
+def test_resuming_an_experiment_of_the_older_pickle_format_is_refused_before_anything_runs(tmp_path):
+    import json
+
+    from raynas.runner._compare import resume
+
+    out = tmp_path / "old"
+    (out / "tune" / "study_trainable_0" / "checkpoint_000001").mkdir(parents=True)
+    _crafted(out / "tune" / "study_trainable_0" / "checkpoint_000001" / "sim.pkl", tmp_path / "marker")
+    (out / "experiment.json").write_text(json.dumps(
+        {"kind": "compare", "benchmark": "nasbench_graph", "dataset": "cora", "methods": ["random"], "seeds": 1,
+         "budget": 5}))
+    with pytest.raises(RaynasError, match="older raynas.*pickles.*run the experiment again"):
+        resume(out, progress=False)
+    assert not (out / "results.parquet").exists() and not (tmp_path / "marker").exists()

@@ -235,6 +235,9 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
 
     from raynas.runner._progress import StudyProgress
 
+    if restore and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
+        raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
+                          "not read, because unpickling can run code: run the experiment again in a new folder")
     bench = load(config.benchmark, path=config.data, dataset=config.dataset)
     metric = resolve_metric(bench, config.metric)
     evaluator = TabularEvaluator(bench)
