@@ -152,23 +152,20 @@ ROUND_FIELDS = ("targeted_new", "unlabeled", "sources", "steps", "new", "from_so
 
 
 def dnas_rounds(folders: list[Path]) -> dict:
-    """Per-round diagnostics of every DNAS study, from each study's newest searcher checkpoint.
+    """Per-round diagnostics of every DNAS study, from each study's final searcher state.
 
     Per round (mean over studies): ``targeted_new``, the new cells the dense (and edge) codes of
     Eq. 4 added to ``D^``; ``unlabeled``, ``|D^|``; ``sources``, the top-P starting cells of Eq. 7;
     ``steps``, the step size NAO's schedule needed; ``new``, the new allowed cells Eq. 7 gave
     (of which the first ``batch`` are queued); ``from_sources``, the allowed unevaluated sources
-    that filled a round Eq. 7 left short. These are our own benchmark files, read with pickle.
+    that filled a round Eq. 7 left short.
     """
-    import pickle
+    from raynas._state import load_state
 
     logs = []
     for folder in folders:
-        for study in sorted((folder / "tune").glob("*method_dnas_*")):
-            ckpts = sorted(study.glob("checkpoint_*/searcher.pkl"))
-            if ckpts:
-                with open(ckpts[-1], "rb") as fh:
-                    logs.append(pickle.load(fh)["strategy"].get("round_log", []))
+        for state in sorted(folder.glob("studies/dnas_seed*/searcher.pt")):
+            logs.append(load_state(state)["strategy"].get("round_log", []))
     if not logs:
         return {}
     n = max(len(log) for log in logs)

@@ -8,7 +8,8 @@ The base class owns everything strategies share:
 * partial tables (``candidates``) and resource limits (``max_cost``), checked on every proposal;
 * stable feeding: results that arrive between two ``suggest`` calls are handed to the strategy
   sorted by suggestion index, so the same seed and worker count give the same run;
-* versioned, atomic ``save``/``restore`` of all of the above plus the strategy's own state.
+* versioned, atomic ``save``/``restore`` of all of the above plus the strategy's own state, as
+  plain data that cannot run code when read (:mod:`raynas._state`).
 
 A strategy implements :meth:`_propose` (one architecture, or ``None`` to fall back to a random
 unseen cell) and, if it learns, :meth:`_observe`, :meth:`_state_dict` and
@@ -20,9 +21,6 @@ strategy has the same constructor, ``Strategy(space, *, config=Config(), **base)
 from __future__ import annotations
 
 import dataclasses
-import os
-import pickle
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -30,6 +28,7 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from raynas._errors import InvalidArchitectureError
+from raynas._state import dump_state, load_state
 from raynas.searchers._config import NoConfig, check_config
 from raynas.spaces import Arch, Space, get_space
 
@@ -333,14 +332,9 @@ class ArchSearcher(Searcher):
         self._load_state_dict(state["strategy"])
 
     def save(self, checkpoint_path: str) -> None:
-        """Write the state atomically (temporary file, then ``os.replace``)."""
-        folder = os.path.dirname(os.path.abspath(checkpoint_path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".searcher-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(self.get_state(), fh)
-        os.replace(tmp, checkpoint_path)
+        """Write the state atomically as plain data (:func:`raynas._state.dump_state`, no pickle)."""
+        dump_state(self.get_state(), checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.set_state(pickle.load(fh))
+        """Read a state written by :meth:`save`; a pickle or any other file is refused, never run."""
+        self.set_state(load_state(checkpoint_path))

@@ -22,12 +22,12 @@ Example:
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 from typing import Any
 
 from ray.tune.search import Searcher
 
+from raynas._state import dump_state, load_state
 from raynas.searchers._base import ArchSearcher
 
 #: The key of the hyperparameters in a trial's config.
@@ -114,7 +114,12 @@ class JointSearcher(Searcher):
 
     # ------------------------------------------------------------------ state
     def save(self, checkpoint_path: str) -> None:
-        """Write both searchers' states to one file, atomically."""
+        """Write both searchers' states to one file, atomically.
+
+        The architecture searcher's state is plain data (:mod:`raynas._state`); the
+        hyperparameter searcher's is whatever its own ``save`` writes (a pickle, for Tune's
+        searchers), kept as bytes and read by its own ``restore``.
+        """
         folder = os.path.dirname(os.path.abspath(checkpoint_path))
         os.makedirs(folder, exist_ok=True)
         fd, hp_tmp = tempfile.mkstemp(dir=folder, prefix=".hparams-")
@@ -129,14 +134,10 @@ class JointSearcher(Searcher):
             "version": _STATE_VERSION, "metric": self._metric, "mode": self._mode,
             "arch": self.arch.get_state(), "hparams": hp_state,
         }
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".searcher-")
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(state, fh)
-        os.replace(tmp, checkpoint_path)
+        dump_state(state, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            state = pickle.load(fh)
+        state = load_state(checkpoint_path)
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
             raise ValueError(f"{checkpoint_path} is not a JointSearcher state (version {_STATE_VERSION})")
         self._metric, self._mode = state["metric"], state["mode"]

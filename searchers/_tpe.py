@@ -15,7 +15,6 @@ at its own parameters. No rejection loop draws cells until one happens to be tab
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,14 +72,14 @@ class TPESearcher(ArchSearcher):
         self.study: optuna.Study | None = None
         self.open: dict[str, int] = {}  # cell key -> number of the Optuna trial awaiting its result
 
-    def _make_study(self) -> optuna.Study:
+    def _make_study(self, seed: int | None = None) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         c = self.config
         sampler = optuna.samplers.TPESampler(
             n_startup_trials=c.n_startup_trials,
             n_ei_candidates=c.n_ei_candidates,
             multivariate=c.multivariate,
-            seed=int(self.rng.integers(2**31 - 1)),
+            seed=int(self.rng.integers(2**31 - 1)) if seed is None else seed,
         )
         return optuna.create_study(direction="maximize", sampler=sampler)
 
@@ -125,8 +124,30 @@ class TPESearcher(ArchSearcher):
             )
 
     def _state_dict(self) -> dict[str, Any]:
-        return {"study": pickle.dumps(self.study), "open": dict(self.open)}
+        # The study as plain data: its trials (all over self.dists) and the sampler's two
+        # generators (TPE's own and that of its random start-up sampler).
+        study = None
+        if self.study is not None:
+            sampler = self.study.sampler
+            study = {
+                "trials": [{"state": t.state.name, "params": dict(t.params), "value": t.value}
+                           for t in self.study.get_trials(deepcopy=False)],
+                "rng": sampler._rng.rng.get_state(legacy=False),
+                "random_rng": sampler._random_sampler._rng.rng.get_state(legacy=False),
+            }
+        return {"study": study, "open": dict(self.open)}
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
-        self.study = pickle.loads(state["study"])
         self.open = dict(state["open"])
+        self.study = None
+        saved = state["study"]
+        if saved is None:
+            return
+        self.study = self._make_study(seed=0)  # its generators are set from the state below
+        for t in saved["trials"]:
+            self.study.add_trial(optuna.trial.create_trial(
+                state=TrialState[t["state"]], params=t["params"], value=t["value"],
+                distributions={name: self.dists[name] for name in t["params"]},
+            ))
+        self.study.sampler._rng.rng.set_state(saved["rng"])
+        self.study.sampler._random_sampler._rng.rng.set_state(saved["random_rng"])

@@ -235,7 +235,7 @@ def test_explain_short_study(graph, tmp_path):
 
     s = _dnas(graph.space, seed=1)
     simulate(s, graph, 20)
-    s.save(str(tmp_path / "studies" / "dnas_1" / "searcher.pkl"))
+    s.save(str(tmp_path / "studies" / "dnas_1" / "searcher.pt"))
     out = explain(tmp_path, tmp_path / "explain", span=2.0, steps=5, n_cells=300)
     for png in out["figures"].values():
         with open(png, "rb") as fh:
@@ -337,9 +337,9 @@ def test_eq7_flops_term_and_edge_share_only_under_a_limit(macro_excerpt, monkeyp
 def test_round_log_survives_save_and_restore(graph, tmp_path):
     s = _dnas(graph.space, seed=3)
     simulate(s, graph, 16)
-    s.save(str(tmp_path / "s.pkl"))
+    s.save(str(tmp_path / "s.pt"))
     t = _dnas(graph.space, seed=99)
-    t.restore(str(tmp_path / "s.pkl"))
+    t.restore(str(tmp_path / "s.pt"))
     assert t.round_log == s.round_log and t.epochs_trained == s.epochs_trained > 0
 
 

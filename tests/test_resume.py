@@ -29,7 +29,7 @@ def _env() -> dict[str, str]:
 
 
 def _checkpoints(out: Path) -> int:
-    return len(list(out.glob("tune/*/checkpoint_*")))
+    return len(list(out.glob("studies/*/checkpoint-*.pt")))
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(graph, tmp_path):

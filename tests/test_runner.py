@@ -142,7 +142,7 @@ def test_compare_runs_every_study_and_matches_in_process_runs(ray_session, graph
     assert [r["time"] for r in mine] == pytest.approx([r["time"] for r in st.rows])
     inc = [r["incumbent"] for r in mine]
     assert inc == list(np.maximum.accumulate([r["val_accuracy"] for r in mine]))
-    for name in ("summary.md", "summary.csv", "curves.png", "studies/evolution_seed1/searcher.pkl"):
+    for name in ("summary.md", "summary.csv", "curves.png", "studies/evolution_seed1/searcher.pt"):
         assert (tmp_path / "cmp" / name).exists()
     assert "| evolution | 2 |" in (tmp_path / "cmp" / "summary.md").read_text()
     # the folder now holds an experiment: refused without --resume

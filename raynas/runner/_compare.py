@@ -1,9 +1,12 @@
 """`raynas compare` / `raynas resume`: many studies (method x seed) as one Ray Tune experiment.
 
 Each Tune trial is a whole study on the simulated backend (one CPU, plus a GPU where the
-cluster has GPUs and the searcher says it wants one: ``ArchSearcher.wants_gpu``). Studies checkpoint through Tune; `resume` restores the
-experiment with ``Tuner.restore`` so that finished studies are kept and unfinished ones go on
-from their last checkpoint. The driver gathers every study's rows into ``results.parquet``.
+cluster has GPUs and the searcher says it wants one: ``ArchSearcher.wants_gpu``). Each study
+keeps its own checkpoints in ``DIR/studies/<study>/`` (:mod:`raynas.runner._study`); `resume`
+restores the experiment with ``Tuner.restore``, finished studies are kept and unfinished ones go
+on from their newest readable checkpoint. The driver gathers every study's rows into
+``results.parquet``; a study that failed or stopped short is recorded as such, never at the
+expense of the others.
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,14 +24,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas._errors import RaynasError, UnknownNameError, check_positive
+from raynas._state import dump_state
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
-from raynas.runner._study import SEARCHER_FILE, SIM_FILE, StudySpec, study_trainable
+from raynas.runner._simulator import SimState
+from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
 from raynas.searchers import check_options, searcher_class, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 
 EXPERIMENT_FILE = "experiment.json"
 BACKENDS = ("sim", "tune")
 RESULTS_FILE = "results.parquet"
+#: Every study's checkpoints and final searcher state: ``DIR/studies/<method>_seed<seed>/``.
+STUDIES_DIR = "studies"
+log = logging.getLogger("raynas")
 
 
 class ExperimentExistsError(RaynasError, FileExistsError):
@@ -139,10 +145,11 @@ def _resources(config: dict[str, Any]):
     return tune.PlacementGroupFactory([bundle])
 
 
-def _trainable(evaluator: Evaluator):
+def _trainable(evaluator: Evaluator, out: Path):
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(study_trainable, bench=evaluator), _resources)
+    trainable = tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR))
+    return tune.with_resources(trainable, _resources)
 
 
 def _init_ray() -> None:
@@ -228,6 +235,9 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
 
     from raynas.runner._progress import StudyProgress
 
+    if restore and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
+        raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
+                          "not read, because unpickling can run code: run the experiment again in a new folder")
     bench = load(config.benchmark, path=config.data, dataset=config.dataset)
     metric = resolve_metric(bench, config.metric)
     evaluator = TabularEvaluator(bench)
@@ -243,14 +253,13 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
         verbose=verbose,
         callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=2),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
     tune_dir = out / "tune"
     if restore and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(evaluator), resume_errored=True)
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(evaluator, out), resume_errored=True)
     else:
         tuner = tune.Tuner(
-            _trainable(evaluator),
+            _trainable(evaluator, out),
             param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config,
@@ -263,31 +272,37 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
 
 
 def collect(grid, config: CompareConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
-    """Gather every study's rows into ``results.parquet``; keep DNAS-style searcher states."""
+    """Gather every study's rows into ``results.parquet`` and its state into ``studies/<study>/searcher.pt``.
+
+    Rows come from each study's newest readable checkpoint. A study that failed, or whose rows
+    stop short of its budget (e.g. its last checkpoint is unreadable), gets a row saying so, a
+    warning and its entry in ``studies.json``; the other studies are written as usual.
+    """
     rows: list[dict[str, Any]] = []
-    studies_dir = out / "studies"
     status: dict[str, dict[str, Any]] = {}
     for result in grid:
         spec = StudySpec(**result.config["study"])
+        metrics = result.metrics or {}
+        saved, notes = newest_checkpoint(out / STUDIES_DIR / spec.name)
+        notes = [n for n in (metrics.get("recovery"),) if n] + notes
+        sim = saved["sim"] if saved else SimState()
+        if saved:
+            dump_state(saved["searcher"], out / STUDIES_DIR / spec.name / SEARCHER_FILE)
+        problem = None if result.error is None else f"study failed: {result.error}"
+        if problem is None and not sim.finished:
+            problem = f"study incomplete: {len(sim.rows)} of {spec.budget} queries have a readable checkpoint"
         status[spec.name] = {
-            "method": spec.method, "seed": spec.seed, "node": (result.metrics or {}).get("node"),
-            "queries": (result.metrics or {}).get("queries"),
+            "method": spec.method, "seed": spec.seed, "node": metrics.get("node"),
+            "queries": len(sim.rows), "complete": problem is None, "recovery": "; ".join(notes) or None,
             "error": None if result.error is None else str(result.error),
         }
-        study_rows: list[dict[str, Any]] = []
-        if result.checkpoint is not None:
-            with result.checkpoint.as_directory() as folder:
-                with open(os.path.join(folder, SIM_FILE), "rb") as fh:
-                    study_rows = pickle.load(fh)["rows"]
-                dest = studies_dir / spec.name
-                dest.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(os.path.join(folder, SEARCHER_FILE), dest / SEARCHER_FILE)
-        rows.extend(_study_rows(config, spec, metric, study_rows))
-        if result.error is not None:
-            rows.append(
-                {"experiment": config.name, "method": spec.method, "seed": spec.seed,
-                 "query": len(study_rows), "error": f"study failed: {result.error}"}
-            )
+        for note in notes:
+            log.warning(note)
+        rows.extend(_study_rows(config, spec, metric, sim.rows))
+        if problem is not None:
+            log.warning("%s: %s", spec.name, problem)
+            rows.append({"experiment": config.name, "method": spec.method, "seed": spec.seed,
+                         "query": len(sim.rows), "error": problem})
     rows.sort(key=lambda r: (config.methods.index(r["method"]), r["seed"], r["query"]))
     (out / "studies.json").write_text(json.dumps(status, indent=2))
     path = out / RESULTS_FILE

@@ -1,27 +1,34 @@
 """One study = one method x one seed with one evaluator, run on the simulated backend.
 
 A study runs inside a Ray Tune function trainable, so that `raynas compare` spreads whole
-studies over a cluster. Every ``checkpoint_every`` queries it reports a Tune checkpoint with the
-searcher state and the simulator state; a restored trial continues exactly where it stopped.
+studies over a cluster. Every ``checkpoint_every`` queries it writes a checkpoint of its own,
+``DIR/studies/<method>_seed<seed>/checkpoint-<queries>.pt``: the searcher state and the simulator
+state as plain data (:mod:`raynas._state`, no pickle). A started or restarted trial continues
+from its study's newest readable checkpoint, whatever Tune's experiment state recorded (Tune
+saves that state only now and then, so after a kill it can lag the studies), and an unreadable
+checkpoint is moved aside with a note, the one before it taking its place.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
+import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from raynas._state import StateFileError, dump_state, load_state
 from raynas.benchmarks import TabularBenchmark
 from raynas.runner._simulator import SimState, simulate
 from raynas.searchers import ArchSearcher, get_searcher
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator, as_evaluator
 
-SEARCHER_FILE = "searcher.pkl"
-SIM_FILE = "sim.pkl"
+#: The final searcher state of each study, kept beside its checkpoints for `raynas explain`.
+SEARCHER_FILE = "searcher.pt"
+#: Checkpoints kept per study: the newest, and the one before it in case the newest is unreadable.
+KEEP = 2
+log = logging.getLogger("raynas")
 
 
 @dataclass(frozen=True)
@@ -94,50 +101,100 @@ def run_study(
     return searcher, st
 
 
-def save_study(folder: str, searcher: ArchSearcher, state: SimState) -> None:
-    searcher.save(os.path.join(folder, SEARCHER_FILE))
-    with open(os.path.join(folder, SIM_FILE), "wb") as fh:
-        pickle.dump(asdict(state), fh)
+def save_study(path: str | Path, searcher: ArchSearcher, state: SimState) -> None:
+    """Write one checkpoint file: the searcher state and the simulator state, atomically."""
+    dump_state({"searcher": searcher.get_state(), "sim": asdict(state)}, path)
 
 
-def load_study(folder: str, spec: StudySpec, bench: Evaluator | TabularBenchmark) -> tuple[ArchSearcher, SimState]:
+def load_study(path: str | Path, spec: StudySpec, bench: Evaluator | TabularBenchmark) -> tuple[ArchSearcher, SimState]:
+    """The searcher and simulator state of a checkpoint written by :func:`save_study`."""
+    return _restore(read_checkpoint(path), spec, bench)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``{"searcher": state dict, "sim": SimState}`` of a checkpoint file; :class:`StateFileError` if unreadable."""
+    saved = load_state(path)
+    try:
+        return {"searcher": dict(saved["searcher"]), "sim": SimState(**saved["sim"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateFileError(f"{path} is not a study checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _restore(saved: dict[str, Any], spec: StudySpec, bench) -> tuple[ArchSearcher, SimState]:
     searcher = build_searcher(spec, bench)
-    searcher.restore(os.path.join(folder, SEARCHER_FILE))
-    with open(os.path.join(folder, SIM_FILE), "rb") as fh:
-        state = SimState(**pickle.load(fh))
-    return searcher, state
+    searcher.set_state(saved["searcher"])
+    return searcher, saved["sim"]
 
 
-def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark) -> None:
-    """Ray Tune function trainable running one study; resumes from its last checkpoint."""
+def checkpoints(folder: Path) -> list[Path]:
+    """A study's checkpoint files, oldest first (the name holds the number of queries)."""
+    return sorted(folder.glob("checkpoint-*.pt"))
+
+
+def write_checkpoint(folder: Path, searcher: ArchSearcher, state: SimState) -> None:
+    """Save a checkpoint into a study's folder and drop all but the :data:`KEEP` newest."""
+    save_study(folder / f"checkpoint-{len(state.rows):06d}.pt", searcher, state)
+    for old in checkpoints(folder)[:-KEEP]:
+        old.unlink(missing_ok=True)
+
+
+def newest_checkpoint(folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The newest readable checkpoint of a study (None if none is) and a note per unreadable one.
+
+    An unreadable checkpoint (cut short, or not a raynas state) is renamed
+    ``<name>.unreadable``, kept for a post-mortem, so that the one before it is the newest.
+    """
+    notes = []
+    for path in reversed(checkpoints(folder)):
+        try:
+            return read_checkpoint(path), notes
+        except StateFileError as exc:
+            aside = path.with_name(path.name + ".unreadable")
+            path.replace(aside)
+            notes.append(f"{folder.name}: {exc}; moved aside as {aside.name}")
+            log.warning(notes[-1])
+    return None, notes
+
+
+def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark, store: str) -> None:
+    """Ray Tune function trainable running one study; continues from its newest readable checkpoint.
+
+    Args:
+        config: ``{"study": StudySpec.to_dict()}``.
+        bench: The evaluator (or tabular benchmark) that plays the trainable.
+        store: The folder of the studies' own checkpoints (``DIR/studies``).
+    """
     spec = StudySpec(**config["study"])
-    searcher, state = None, None
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as folder:
-            searcher, state = load_study(folder, spec, bench)
-        if state.finished:  # finished before the driver noticed: report it once more
-            _report(spec, searcher, state)
-            return
+    folder = Path(store) / spec.name
+    saved, notes = newest_checkpoint(folder)
+    if notes:
+        done = "no readable checkpoint is left: the study starts again from its seed" if saved is None else (
+            f"it continues from query {len(saved['sim'].rows)}")
+        notes.append(f"{spec.name}: {done}")
+        log.warning(notes[-1])
+    searcher, state = _restore(saved, spec, bench) if saved is not None else (None, None)
+    info = {"resumed_from": len(state.rows) if state else 0, "recovery": "; ".join(notes) or None}
+    if state is not None and state.finished:  # finished before the driver noticed: report it once more
+        _report(spec, searcher, state, info)
+        return
 
     def on_checkpoint(s: ArchSearcher, st: SimState) -> None:
-        _report(spec, s, st)
+        write_checkpoint(folder, s, st)
+        _report(spec, s, st, info)
 
     run_study(spec, bench, searcher, state, on_checkpoint)
 
 
-def _report(spec: StudySpec, searcher: ArchSearcher, state: SimState) -> None:
+def _report(spec: StudySpec, searcher: ArchSearcher, state: SimState, info: dict[str, Any]) -> None:
     import ray
 
     best = searcher.best()
-    metrics = {
+    tune.report({
         "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
         "method": spec.method,
         "seed": spec.seed,
         "queries": len(state.rows),
         "done": bool(state.finished),
         "best": None if best is None else (best["score"] if spec.mode == "max" else -best["score"]),
-    }
-    with tempfile.TemporaryDirectory() as folder:
-        save_study(folder, searcher, state)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        **info,
+    })

@@ -209,9 +209,9 @@ class SearcherConformance:
         s = factory(bench, seed=2)
         st = simulate(s, bench, self.budget, workers=4, stop_after=self.budget // 2)
         assert len(s.live) == 3, "three trials should still be running when the state is saved"
-        s.save(str(tmp_path / "searcher.pkl"))
+        s.save(str(tmp_path / "searcher.pt"))
         fresh = factory(bench, seed=99)  # the seed and everything else must come from the file
-        fresh.restore(str(tmp_path / "searcher.pkl"))
+        fresh.restore(str(tmp_path / "searcher.pt"))
         assert fresh.live == s.live and fresh.metric == METRIC
         rest = simulate(fresh, bench, self.budget, workers=4, state=copy.deepcopy(st))
         assert configs(rest) == configs(ref)

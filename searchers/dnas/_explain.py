@@ -1,7 +1,7 @@
 """Interpret a DNAS study: latent traversals, factor plots and a disentanglement score.
 
-``explain(path, out_dir)`` reads a saved DNAS searcher state (the pickle ``ArchSearcher.save``
-writes) and writes, into ``out_dir``:
+``explain(path, out_dir)`` reads a saved DNAS searcher state (the plain-data file ``ArchSearcher.save``
+writes; :mod:`raynas._state`) and writes, into ``out_dir``:
 
 * ``traversals.png`` / ``traversals.txt``: for chosen latent dimensions, the base cell's code
   with ``z_s`` swept over ``[-span, span]`` and decoded, as a token image and a text table;
@@ -27,38 +27,40 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from raynas._state import StateFileError, load_state
 from raynas.searchers.dnas._disentangle import disentanglement
 from raynas.searchers.dnas._report import report_markdown
 from raynas.spaces import Arch, Space, get_space
 
-#: File names searched for under a directory, most preferred first.
-STATE_FILES = ("searcher.pkl", "searcher_state.pkl")
+#: The file name searched for under a directory (``raynas compare`` keeps one per study).
+STATE_FILE = "searcher.pt"
+#: What older raynas versions wrote: pickles, which are not read (unpickling can run code).
+OLD_STATE_FILES = ("searcher.pkl", "searcher_state.pkl")
 
 
 def find_states(path: str | os.PathLike) -> list[Path]:
-    """``path`` itself if it is a file, else every ``searcher.pkl`` / ``searcher_state.pkl`` below it."""
+    """``path`` itself if it is a file, else every ``searcher.pt`` below it."""
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    return sorted(p for name in STATE_FILES for p in path.rglob(name))
+    return sorted(path.rglob(STATE_FILE))
 
 
 def load_searcher(file: str | os.PathLike, space: Space | None = None):
     """A :class:`DNASSearcher` restored from a saved state file."""
     from raynas.searchers.dnas import DNASConfig, DNASSearcher
 
-    with open(file, "rb") as fh:
-        state = pickle.load(fh)
-    if state.get("class") != "DNASSearcher":
+    state = load_state(file)
+    if not isinstance(state, dict) or state.get("class") != "DNASSearcher":
         raise ValueError(f"{file} holds a {state.get('class')} state, not a DNASSearcher one")
     strategy = state["strategy"]
     space = space or get_space(strategy["space"])
@@ -88,8 +90,8 @@ def explain(
     """Explain the DNAS controller(s) saved under ``path``.
 
     Args:
-        path: A state file, or a directory searched recursively for ``searcher.pkl`` and
-            ``searcher_state.pkl`` files; states of other searchers are skipped.
+        path: A state file, or a directory searched recursively for ``searcher.pt`` files;
+            states of other searchers are skipped, and so are unreadable files (with a warning).
         out_dir: Output folder; with several DNAS states, one subfolder per state (named after
             the state's parent folder, e.g. ``dnas_0``).
         dims: Latent dimensions to traverse (default: the 8 most active, by variance of ``mu``).
@@ -116,9 +118,12 @@ def explain(
     import matplotlib
 
     matplotlib.use("Agg")
-    files = [f for f in find_states(path) if _is_dnas(f)]
+    files = [Path(path)] if Path(path).is_file() else [f for f in find_states(path) if _is_dnas(f)]
     if not files:
-        raise FileNotFoundError(f"{path}: no DNAS searcher state ({' or '.join(STATE_FILES)}) found")
+        old = [p for name in OLD_STATE_FILES for p in Path(path).rglob(name)]
+        hint = (f"; {old[0]} and the like are pickles of an older raynas, which are not read "
+                "(unpickling can run code)" if old else "")
+        raise FileNotFoundError(f"{path}: no DNAS searcher state ({STATE_FILE}) found{hint}")
     out_dir = Path(out_dir)
     if len(files) == 1:
         return _explain_one(files[0], out_dir, dims, base, span, steps, n_cells, seed, space, baselines)
@@ -133,10 +138,11 @@ def explain(
 
 def _is_dnas(file: Path) -> bool:
     try:
-        with open(file, "rb") as fh:
-            return pickle.load(fh).get("class") == "DNASSearcher"
-    except Exception:  # unreadable or foreign pickle: not ours to explain
+        state = load_state(file)
+    except StateFileError as exc:
+        warnings.warn(f"skipped: {exc}", stacklevel=3)
         return False
+    return isinstance(state, dict) and state.get("class") == "DNASSearcher"
 
 
 def _explain_one(file, out_dir: Path, dims, base, span, steps, n_cells, seed, space, baselines) -> dict[str, Any]:
