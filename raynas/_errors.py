@@ -28,6 +28,10 @@ class CellNotTabulatedError(RaynasError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class OutputFolderError(RaynasError, ValueError):
+    """An output folder (or file) cannot be written where it was asked for."""
+
+
 class UnknownNameError(RaynasError, ValueError):
     """A name (space, benchmark, dataset, method, metric) is not known."""
 
@@ -41,3 +45,8 @@ def check_positive(name: str, value: int | float) -> None:
     """Raise ``ValueError`` unless ``value`` is a positive number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def excerpt(text: str | bytes, limit: int = 40) -> str:
+    """A short, ``repr()``-escaped excerpt of file content for a message; never the raw bytes."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
