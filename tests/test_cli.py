@@ -301,3 +301,42 @@ def test_report_and_resume_want_an_experiment_folder(tmp_path):
         assert "PNG" not in res.output and "\\x" not in res.output
     res = CliRunner().invoke(main, ["report", str(tmp_path / "todo")])
     assert res.exit_code == 2 and "holds an experiment without results yet; `raynas resume" in res.output
+
+
+def _import(csv, out):
+    return CliRunner().invoke(main, ["data", "import", str(csv), "--space", "nasbench_macro", "--arch-column", "arch",
+                                     "--metric", "val_accuracy=acc", "--out", str(out)])
+
+
+def test_import_names_the_row_and_column_of_a_value_that_is_not_a_number(tmp_path):
+    rows = [f"{i:08d}".translate(str.maketrans("3456789", "0120120")) for i in range(17)]
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n" + "".join(f"{a},{90 + i / 10}\n" for i, a in enumerate(rows[:16])) + f"{rows[16]},n/a\n")
+    res = _import(csv, tmp_path / "mine.parquet")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "mine.csv: row 17, column acc: 'n/a' is not a number" in res.output
+    assert not (tmp_path / "mine.parquet").exists()
+
+
+def test_import_of_a_header_without_rows_says_so(tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n")
+    res = _import(csv, tmp_path / "mine.parquet")
+    assert res.exit_code == 2 and "mine.csv: the file has no rows, only a header" in res.output
+    assert not (tmp_path / "mine.parquet").exists()
+
+
+JUNK = bytes(range(1, 32)) * 8 + b"\x1b[2J\x1b]0;pwned\x07" + bytes(range(128, 256)) * 4
+
+
+@pytest.mark.parametrize("content", [JUNK[::-1], b"arch,acc\n" + JUNK, b"arch," + JUNK + b"\n1,2\n"])
+def test_junk_files_are_never_echoed(tmp_path, content):
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(content)
+    for args in (["data", "import", junk, "--space", "nasbench_macro", "--arch-column", "arch",
+                  "--metric", "val_accuracy=acc", "--out", tmp_path / "x.parquet"],
+                 ["data", "info", "nasbench201", "--data", junk]):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 2 and "junk.csv" in res.output and "Traceback" not in res.output
+        assert res.output.isascii() and res.output.rstrip("\n").isprintable()
+        assert len(res.output) < 400 and res.output.count("\n") == 1
