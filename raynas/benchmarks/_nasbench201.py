@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from raynas._errors import BenchmarkFormatError, InvalidArchitectureError, parse_error
+from raynas.benchmarks._registry import warn_incomplete
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.spaces._nasbench201 import NASBench201Space
 
@@ -55,6 +56,7 @@ def load_nasbench201(path: Path, dataset: str, **options) -> TabularBenchmark:
 
 
 def _build(strings: list[str], acc: np.ndarray, dataset: str, source: str) -> TabularBenchmark:
+    warn_incomplete("nasbench201", len(strings), source)
     space = NASBench201Space()
     groups: dict[str, list[int]] = {}
     first: dict[str, str] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from raynas._errors import BenchmarkFormatError, InvalidArchitectureError, excerpt
+from raynas.benchmarks._registry import warn_incomplete
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.spaces._nasbench_macro import NASBenchMacroSpace
 
@@ -30,6 +31,7 @@ def load_nasbench_macro(path: Path, dataset: str, **options) -> TabularBenchmark
         raise BenchmarkFormatError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise BenchmarkFormatError(f"{path}: expected an object of key -> results")
+    warn_incomplete("nasbench_macro", len(data), str(path))
     space = NASBenchMacroSpace()
     keys = list(data)
     n_runs = max((len(v.get("test_acc", [])) for v in data.values()), default=1) or 1
