@@ -193,8 +193,9 @@ def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
 def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) -> dict[str, dict]:
     """``["dnas.eps_dense=0.05", ...]`` -> ``{"dnas": {"eps_dense": 0.05}}``, checked by name.
 
-    Values are read as JSON (numbers, true/false, null, lists) and otherwise kept as strings;
-    each method's options are then checked by type and range, before anything starts.
+    Values are read as JSON (numbers, true/false, null, lists) or Python's True/False/None, and
+    otherwise kept as strings; each method's options are then checked against the type of their
+    config dataclass field and its range, before anything starts.
     """
     from raynas.searchers import OptionError, check_options, searcher_options
 
@@ -212,11 +213,7 @@ def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) ->
         if option not in known:
             raise click.BadParameter(f"{method} has no option {option!r}; its options are "
                                      f"{', '.join(sorted(known))}", param_hint="--set")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(method, {})[option] = value
+        out.setdefault(method, {})[option] = _value(raw)
     for method, options in out.items():
         try:
             check_options(method, options)
@@ -237,6 +234,14 @@ def _config(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.
         checkpoint_every=kw.get("checkpoint_every", 25),
         options=parse_settings(kw.get("settings", ()), methods),
     )
+
+
+def _value(raw: str):
+    """An option value typed on the command line: JSON, Python's True/False/None, else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return {"True": True, "False": False, "None": None}.get(raw.strip(), raw)
 
 
 def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
@@ -370,10 +375,7 @@ def _parse_network(items: tuple[str, ...]) -> dict:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(f"{item!r} is not OPTION=VALUE, e.g. channels=8", param_hint="--network")
-        try:
-            out[name.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[name.strip()] = raw
+        out[name.strip()] = _value(raw)
     return out
 
 

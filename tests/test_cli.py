@@ -340,3 +340,40 @@ def test_junk_files_are_never_echoed(tmp_path, content):
         assert res.exit_code == 2 and "junk.csv" in res.output and "Traceback" not in res.output
         assert res.output.isascii() and res.output.rstrip("\n").isprintable()
         assert len(res.output) < 400 and res.output.count("\n") == 1
+
+
+def test_set_values_are_checked_against_their_field_type_before_anything_starts(tmp_path):
+    from raynas.cli import parse_settings
+
+    # Python's spellings are what `raynas searchers` shows (multivariate = False), so they are accepted too
+    assert parse_settings(["tpe.multivariate=False", "dnas.latent_size=None", "dnas.dense_sampling=True"],
+                          ["tpe", "dnas"]) == {"tpe": {"multivariate": False},
+                                               "dnas": {"latent_size": None, "dense_sampling": True}}
+    for setting, message in [
+        ("dnas.eps_dense=lots", "option eps_dense of dnas must be of type float, got 'lots'"),
+        ("dnas.top_k=3.5", "option top_k of dnas must be of type int, got 3.5"),
+        ("tpe.multivariate=1", "option multivariate of tpe must be of type bool, got 1"),
+        ("dnas.latent_size=none", "option latent_size of dnas must be of type int or null, got 'none'"),
+    ]:
+        res = CliRunner().invoke(main, ["compare", "--benchmark", "nasbench_graph", "--methods", "dnas,tpe",
+                                        "--set", setting, "--out", str(tmp_path / "out")])
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_tuple_options_take_json_lists_checked_item_by_item():
+    import dataclasses
+
+    from raynas.searchers import OptionError
+    from raynas.searchers._config import build_config
+
+    @dataclasses.dataclass(frozen=True)
+    class Widths:
+        widths: tuple[int, ...] = (8, 16)
+        box: tuple[float, float] | None = None
+
+    assert build_config(Widths, "net", {"widths": [4, 8, 12], "box": [0, 1]}) == Widths((4, 8, 12), (0.0, 1.0))
+    with pytest.raises(OptionError, match=r"widths of net must be of type tuple of int, got \[4, 'x'\]"):
+        build_config(Widths, "net", {"widths": [4, "x"]})
+    with pytest.raises(OptionError, match=r"box of net must be of type tuple of \(float, float\) or null, got \[1\]"):
+        build_config(Widths, "net", {"box": [1]})
