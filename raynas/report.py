@@ -112,7 +112,7 @@ def to_markdown(summaries: list[MethodSummary], metric: str, optimum: float | No
         lines.append("")
     for s in failed:  # e.g. every study failed before its first checkpoint
         why = f"{s.errors} error(s), in the error column of results.parquet" if s.errors else "no result was recorded"
-        lines.append(f"{s.method} failed: no query succeeded ({why}).")
+        lines.append(f"{s.method} failed: no successful query was recorded ({why}).")
     return "\n".join(lines) + "\n"
 
 

@@ -22,8 +22,8 @@ def test_a_study_that_failed_before_its_first_checkpoint_is_reported_as_failed(t
     md = report.to_markdown(summaries, "val_accuracy", 1.0)
     assert "| random | 1 | 0.400 ± 0.000 | 0.6000 | 0/1 | - | 0 |" in md
     assert "| dnas | 1 | - | - | 0/1 | - | 1 |" in md and "nan" not in md
-    assert "dnas failed: no query succeeded (1 error(s)" in md
-    assert "nao failed: no query succeeded (no result was recorded)" in md
+    assert "dnas failed: no successful query was recorded (1 error(s)" in md
+    assert "nao failed: no successful query was recorded (no result was recorded)" in md
     assert "random failed" not in md
     report.to_csv(summaries, tmp_path / "summary.csv")
     assert report.plot_curves(results, tmp_path / "curves.png", "val_accuracy", 1.0).stat().st_size > 0
@@ -34,6 +34,6 @@ def test_a_report_of_only_failed_studies_says_so(tmp_path, optimum):
     results = _results(tmp_path / "results.parquet", [])
     summaries = report.summarize(results, optimum, methods=["dnas"])
     md = report.to_markdown(summaries, "val_accuracy", optimum)
-    assert "dnas failed: no query succeeded" in md
+    assert "dnas failed: no successful query was recorded" in md
     report.to_csv(summaries, tmp_path / "summary.csv")
     assert report.plot_curves(results, tmp_path / "curves.png", "val_accuracy", optimum).stat().st_size > 0
