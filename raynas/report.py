@@ -111,7 +111,7 @@ def to_markdown(summaries: list[MethodSummary], metric: str, optimum: float | No
     if failed:
         lines.append("")
     for s in failed:  # e.g. every study failed before its first checkpoint
-        why = f"{s.errors} error(s), in the error column of results.parquet" if s.errors else "no result was recorded"
+        why = f"{s.errors} error(s), in the error column of results.parquet" if s.errors else "the study left no row"
         lines.append(f"{s.method} failed: no successful query was recorded ({why}).")
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,7 @@ def test_a_study_that_failed_before_its_first_checkpoint_is_reported_as_failed(t
     assert "| random | 1 | 0.400 ± 0.000 | 0.6000 | 0/1 | - | 0 |" in md
     assert "| dnas | 1 | - | - | 0/1 | - | 1 |" in md and "nan" not in md
     assert "dnas failed: no successful query was recorded (1 error(s)" in md
-    assert "nao failed: no successful query was recorded (no result was recorded)" in md
+    assert "nao failed: no successful query was recorded (the study left no row)" in md
     assert "random failed" not in md
     report.to_csv(summaries, tmp_path / "summary.csv")
     assert report.plot_curves(results, tmp_path / "curves.png", "val_accuracy", 1.0).stat().st_size > 0
