@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -28,6 +29,10 @@ class CellNotTabulatedError(RaynasError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class OutputFolderError(RaynasError, ValueError):
+    """An output folder (or file) cannot be written where it was asked for."""
+
+
 class UnknownNameError(RaynasError, ValueError):
     """A name (space, benchmark, dataset, method, metric) is not known."""
 
@@ -41,3 +46,21 @@ def check_positive(name: str, value: int | float) -> None:
     """Raise ``ValueError`` unless ``value`` is a positive number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def excerpt(text: str | bytes | list, limit: int = 40) -> str:
+    """A short excerpt of file content for a message, escaped by ``ascii()``; never the raw bytes."""
+    if not isinstance(text, (str, bytes, list)):
+        return ascii(text)
+    return ascii(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def parse_error(exc: Exception) -> str:
+    """Why a parser refused a file, with any quoted file content cut to a short escaped excerpt."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+    message = str(exc)
+    quoted = re.match(r"(.*?columns, got \d+): (.*)", message, re.DOTALL)  # pyarrow quotes the whole CSV row
+    if quoted:
+        return f"{quoted[1]}: {excerpt(quoted[2])}"
+    return message if message.isprintable() and len(message) <= 300 else excerpt(message, 300)

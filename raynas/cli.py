@@ -96,12 +96,13 @@ def data() -> None:
 def data_convert(benchmark: str, file: str, dataset: str | None, out: str | None) -> None:
     """Convert an official benchmark FILE to Parquet once, for fast loading."""
     from raynas.benchmarks import check_dataset, get_spec, load, user_data_dir
+    from raynas.runner._output import check_output_file
 
     spec = get_spec(benchmark)
     dataset = check_dataset(spec, dataset)
+    dest = check_output_file(out or user_data_dir() / spec.parquet_name(dataset))
     bench = load(benchmark, path=file, dataset=dataset)
-    dest = Path(out) if out else user_data_dir() / spec.parquet_name(dataset)
-    bench.to_parquet(dest)
+    _write_table(bench, dest)
     click.echo(f"wrote {dest} ({len(bench):,} cells, metrics {', '.join(bench.metrics)})")
 
 
@@ -116,6 +117,7 @@ def data_import(file: str, space: str, arch_column: str, metrics: tuple[str, ...
     """Turn your own measurements (CSV or Parquet) into a benchmark."""
     from raynas.benchmarks import user_data_dir
     from raynas.benchmarks._import import import_table
+    from raynas.runner._output import check_output_file
 
     mapping = {}
     for item in metrics:
@@ -123,10 +125,19 @@ def data_import(file: str, space: str, arch_column: str, metrics: tuple[str, ...
             raise click.BadParameter(f"{item!r}: expected NAME=COLUMN", param_hint="--metric")
         name, col = item.split("=", 1)
         mapping[name] = col
+    dest = check_output_file(out or user_data_dir() / "imported" / f"{Path(file).stem}.parquet")
     bench = import_table(file, space, arch_column, mapping, dataset)
-    dest = Path(out) if out else user_data_dir() / "imported" / f"{Path(file).stem}.parquet"
-    bench.to_parquet(dest)
+    _write_table(bench, dest)
     click.echo(f"wrote {dest} ({len(bench):,} cells of {space}); use: --benchmark custom --data {dest}")
+
+
+def _write_table(bench, dest: Path) -> None:
+    from raynas._errors import OutputFolderError
+
+    try:
+        bench.to_parquet(dest)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot write {dest}: {exc.strerror or exc}; choose another --out") from None
 
 
 @data.command("info")
@@ -182,8 +193,9 @@ def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
 def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) -> dict[str, dict]:
     """``["dnas.eps_dense=0.05", ...]`` -> ``{"dnas": {"eps_dense": 0.05}}``, checked by name.
 
-    Values are read as JSON (numbers, true/false, null, lists) and otherwise kept as strings;
-    each method's options are then checked by type and range, before anything starts.
+    Values are read as JSON (numbers, true/false, null, lists) or Python's True/False/None, and
+    otherwise kept as strings; each method's options are then checked against the type of their
+    config dataclass field and its range, before anything starts.
     """
     from raynas.searchers import OptionError, check_options, searcher_options
 
@@ -201,11 +213,7 @@ def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) ->
         if option not in known:
             raise click.BadParameter(f"{method} has no option {option!r}; its options are "
                                      f"{', '.join(sorted(known))}", param_hint="--set")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(method, {})[option] = value
+        out.setdefault(method, {})[option] = _value(raw)
     for method, options in out.items():
         try:
             check_options(method, options)
@@ -214,11 +222,11 @@ def parse_settings(settings: tuple[str, ...] | list[str], methods: list[str]) ->
     return out
 
 
-def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
-            **kw) -> None:
-    from raynas.runner._compare import CompareConfig, compare
+def _config(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+            **kw):
+    from raynas.runner._compare import CompareConfig
 
-    cfg = CompareConfig(
+    return CompareConfig(
         backend=backend, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         benchmark=kw["benchmark"], methods=methods, seeds=kw["seeds"], budget=kw["budget"],
         dataset=kw["dataset"], data=kw["data"], metric=kw["metric"], workers=kw["workers"],
@@ -226,6 +234,21 @@ def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.
         checkpoint_every=kw.get("checkpoint_every", 25),
         options=parse_settings(kw.get("settings", ()), methods),
     )
+
+
+def _value(raw: str):
+    """An option value typed on the command line: JSON, Python's True/False/None, else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return {"True": True, "False": False, "None": None}.get(raw.strip(), raw)
+
+
+def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+            **kw) -> None:
+    from raynas.runner._compare import compare
+
+    cfg = _config(methods, backend, cpus_per_trial, gpus_per_trial, **kw)
     cfg.validate()
     path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
     _print_summary(Path(path).parent)
@@ -352,10 +375,7 @@ def _parse_network(items: tuple[str, ...]) -> dict:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(f"{item!r} is not OPTION=VALUE, e.g. channels=8", param_hint="--network")
-        try:
-            out[name.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[name.strip()] = raw
+        out[name.strip()] = _value(raw)
     return out
 
 
@@ -408,10 +428,9 @@ def resume(out: str, quiet: bool) -> None:
 
 
 def _kind(out: str) -> str | None:
-    from raynas.runner._compare import EXPERIMENT_FILE
+    from raynas.runner._compare import read_definition
 
-    path = Path(out) / EXPERIMENT_FILE
-    return json.loads(path.read_text()).get("kind") if path.exists() else None
+    return read_definition(out).get("kind")
 
 
 @main.command()
@@ -421,18 +440,19 @@ def _kind(out: str) -> str | None:
 @click.option("--quiet", is_flag=True)
 def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
     """Compare DNAS with the baselines on the embedded NAS-Bench-Graph (Cora)."""
+    from raynas.runner._compare import check_resume
+    from raynas.runner._output import check_output_folder
     from raynas.searchers import searcher_names
 
     available = searcher_names()
     methods = [m for m in DEMO_METHODS if m in available]
-    outp = Path(out)
-    resume_flag = (outp / "experiment.json").exists()
+    args = dict(benchmark="nasbench_graph", dataset="cora", data=None, metric=None, seeds=seeds, budget=budget,
+                workers=1, max_flops=None, max_params=None, max_latency=None)
+    resume_flag = check_resume(_config(methods, **args), check_output_folder(out)) is not None
     if resume_flag:
-        click.echo(f"{outp} holds an earlier demo; continuing it (delete the folder to start afresh)")
+        click.echo(f"{out} holds this demo; continuing it (delete the folder to start afresh)")
     click.echo(f"raynas demo: {', '.join(methods)} x {seeds} seeds x {budget} queries on NAS-Bench-Graph/cora")
-    _launch(methods, benchmark="nasbench_graph", dataset="cora", data=None, metric=None, seeds=seeds,
-            budget=budget, workers=1, max_flops=None, max_params=None, max_latency=None, out=out,
-            resume=resume_flag, quiet=quiet)
+    _launch(methods, out=out, resume=resume_flag, quiet=quiet, **args)
 
 
 @main.command()
@@ -440,19 +460,20 @@ def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
 def report(out: str) -> None:
     """Rewrite the summary tables and plots of an experiment folder."""
     from raynas.benchmarks import load
+    from raynas.runner._compare import RESULTS_FILE, load_config, resolve_metric, write_report
+    from raynas.runner._train_run import load_train_config, write_train_report
 
-    if _kind(out) == "train-run":
-        from raynas.runner._train_run import load_train_config, write_train_report
-
-        write_train_report(Path(out).resolve(), load_train_config(out))
-        _print_summary(Path(out).resolve())
-        return
-    from raynas.runner._compare import load_config, resolve_metric, write_report
-
-    cfg = load_config(out)
-    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
-    write_report(Path(out).resolve(), cfg, bench, resolve_metric(bench, cfg.metric))
-    _print_summary(Path(out).resolve())
+    outp = Path(out).resolve()
+    train = _kind(out) == "train-run"  # a clear error unless OUT is an experiment folder
+    cfg = load_train_config(out) if train else load_config(out)
+    if not (outp / RESULTS_FILE).exists():
+        raise RaynasError(f"{out} holds an experiment without results yet; `raynas resume {out}` runs it")
+    if train:
+        write_train_report(outp, cfg)
+    else:
+        bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
+        write_report(outp, cfg, bench, resolve_metric(bench, cfg.metric))
+    _print_summary(outp)
 
 
 @main.command()
@@ -463,9 +484,10 @@ def report(out: str) -> None:
               help="Skip retraining the beta = 0 autoencoder baseline (the rotated-code baseline is always scored).")
 def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -> None:
     """Latent traversals, factor plots and a disentanglement score for a DNAS study."""
+    from raynas.runner._output import check_output_folder
     from raynas.searchers.dnas import explain as run_explain
 
-    dest = Path(out) if out else (Path(target) if os.path.isdir(target) else Path(target).parent) / "explain"
+    dest = check_output_folder(out or (Path(target) if os.path.isdir(target) else Path(target).parent) / "explain")
     dim_list = [int(d) for d in dims.split(",")] if dims else None
     res = run_explain(target, dest, dims=dim_list, baselines=not no_baseline)
     click.echo(json.dumps(res, indent=2, default=str))

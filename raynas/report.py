@@ -70,7 +70,7 @@ def summarize(
     errors = np.asarray([e is not None for e in table.column("error").to_pylist()])
     all_methods = np.asarray(table.column("method").to_pylist())
     sign = 1.0 if mode == "max" else -1.0
-    marks = sorted({c for c in checkpoints if c < budget} | {budget})
+    marks = sorted({c for c in checkpoints if c < budget} | ({budget} if budget else set()))
     out = []
     for method in methods:
         mat = incumbent_matrix(table, method, budget)
@@ -78,7 +78,7 @@ def summarize(
         for c in marks:
             col = mat[:, c - 1]
             best[c] = (_nan_stat(np.nanmean, col), _nan_stat(np.nanstd, col))
-        if optimum is not None:
+        if optimum is not None and budget:  # budget 0: every study failed without a row
             regret = sign * (optimum - mat[:, -1])
             hit = sign * (mat - optimum) >= -1e-9
             reached = hit.any(axis=1)
@@ -96,18 +96,29 @@ def summarize(
 def to_markdown(summaries: list[MethodSummary], metric: str, optimum: float | None) -> str:
     """The summary table; without a known optimum (real training) the regret columns are left out."""
     marks = list(summaries[0].best) if summaries else []
-    regret = [f"regret@{marks[-1] if marks else ''}", "reached opt.", "queries to opt."] if optimum is not None else []
+    regret = [f"regret@{marks[-1]}" if marks else "regret", "reached opt.", "queries to opt."] if optimum is not None else []
     head = ["method", "seeds", *[f"best@{c}" for c in marks], *regret, "errors"]
     lines = [f"Objective: {metric}" + (f"; optimum {optimum:.4f}" if optimum is not None else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
-        cells = [s.method, str(s.seeds), *[f"{m:.3f} ± {sd:.3f}" for m, sd in s.best.values()]]
+        cells = [s.method, str(s.seeds), *["-" if math.isnan(m) else f"{m:.3f} ± {sd:.3f}" for m, sd in s.best.values()]]
         if optimum is not None:
-            cells += [f"{s.regret:.4f}", f"{s.reached}/{s.seeds}",
+            cells += ["-" if math.isnan(s.regret) else f"{s.regret:.4f}", f"{s.reached}/{s.seeds}",
                       "-" if math.isnan(s.queries_to_optimum) else f"{s.queries_to_optimum:.1f}"]
         cells.append(str(s.errors))
         lines.append("| " + " | ".join(cells) + " |")
+    failed = [s for s in summaries if failed_method(s)]
+    if failed:
+        lines.append("")
+    for s in failed:  # e.g. every study failed before its first checkpoint
+        why = f"{s.errors} error(s), in the error column of results.parquet" if s.errors else "the study left no row"
+        lines.append(f"{s.method} failed: no successful query was recorded ({why}).")
     return "\n".join(lines) + "\n"
+
+
+def failed_method(summary: MethodSummary) -> bool:
+    """True when no query of any seed of the method succeeded."""
+    return not any(math.isfinite(m) for m, _ in summary.best.values())
 
 
 def to_csv(summaries: list[MethodSummary], path: str | Path) -> None:
@@ -145,7 +156,7 @@ def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: flo
         with warnings.catch_warnings():  # columns where no trial of any seed has succeeded yet
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, std = np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
-        (line,) = ax1.plot(x, mean, label=method)
+        (line,) = ax1.plot(x, mean, label=method if np.isfinite(mat).any() else f"{method} (failed)")
         ax1.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
         curves = []
         for seed in sorted(set(seed_col[meth_col == method].tolist())):
@@ -169,7 +180,8 @@ def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: flo
         ax.grid(alpha=0.3)
     ax1.set_title("mean ± std over seeds")
     ax2.set_title("median over seeds")
-    ax1.legend(fontsize=8)
+    if ax1.get_legend_handles_labels()[0]:  # nothing to label when every study failed without a row
+        ax1.legend(fontsize=8)
     finite = inc_col[np.isfinite(inc_col)]
     if finite.size:  # zoom on the interesting part: from the 10th percentile up
         lo = np.percentile(finite, 10)

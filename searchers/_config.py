@@ -40,6 +40,11 @@ def describe_type(tp: Any) -> str:
         return " or ".join(describe_type(a) for a in args)
     if tp is type(None):
         return "null"
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args:
+        if args[-1] is Ellipsis:
+            return f"tuple of {describe_type(args[0])}"
+        return f"tuple of ({', '.join(describe_type(a) for a in args)})"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -69,9 +74,23 @@ def coerce(value: Any, tp: Any) -> tuple[bool, Any]:
             return True, float(value)
         return False, None
     origin = typing.get_origin(tp) or tp
+    if origin is tuple and isinstance(value, (list, tuple)):  # JSON (e.g. --set) has lists, not tuples
+        return _coerce_items(value, typing.get_args(tp))
     if isinstance(origin, type):
         return isinstance(value, origin), value
     return True, value  # an annotation we cannot check (e.g. a callable): accept as given
+
+
+def _coerce_items(value: list | tuple, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    """``value`` as a tuple whose items have the types ``args`` (``(int, ...)``: any length)."""
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    if args and len(args) != len(value):
+        return False, None
+    items = [coerce(v, a) for v, a in zip(value, args)] if args else [(True, v) for v in value]
+    if not all(ok for ok, _ in items):
+        return False, None
+    return True, tuple(v for _, v in items)
 
 
 def build_config(config_class: type, owner: str, options: dict[str, Any], base: Any = None) -> Any:

@@ -159,3 +159,49 @@ def test_query_never_returns_nan(tmp_path):
     csv.write_text(f"arch,acc,lat\n\"{space.to_string(arch)}\",,0.5\n")
     bench = import_table(csv, "nasbench_graph", "arch", {"val_accuracy": "acc", "latency": "lat"})
     assert bench.query(arch) == {"latency": 0.5}
+
+
+def _nb201_csv(path, space, archs) -> None:
+    """A CSV in NATS-Bench's topology layout with made-up accuracies for ``archs``."""
+    path.write_text("ArchitectureString,CIFAR10TestAccuracy200Epochs\n"
+                    + "".join(f"{space.to_string(a)},{50 + i % 40}\n" for i, a in enumerate(archs)))
+
+
+def test_a_cut_benchmark_file_warns_with_the_expected_and_found_counts(tmp_path):
+    import warnings
+
+    from conftest import MACRO_EXCERPT
+
+    from raynas.spaces import get_space
+
+    space = get_space("nasbench201")
+    full, cut = tmp_path / "full.csv", tmp_path / "cut.csv"
+    _nb201_csv(full, space, list(space.enumerate()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the complete file loads without a warning
+        assert len(B.load("nasbench201", path=full)) == 6466
+    cut.write_text("".join(full.read_text().splitlines(keepends=True)[:9001]))  # cut at a line break
+    with pytest.warns(UserWarning, match="cut.csv holds 9,000 records where the complete nasbench201 has 15,625"):
+        bench = B.load("nasbench201", path=cut)
+    converted = bench.to_parquet(tmp_path / "cut.parquet")
+    with pytest.warns(UserWarning, match=f"cut.parquet holds {len(bench):,} cells where the complete nasbench201 "
+                                         "has 6,466: the file is incomplete"):
+        B.load("nasbench201", path=converted)
+    macro = json.loads(MACRO_EXCERPT.read_text())
+    (tmp_path / "macro.json").write_text(json.dumps(dict(list(macro.items())[:50])))
+    with pytest.warns(UserWarning, match="holds 50 records where the complete nasbench_macro has 6,561"):
+        B.load("nasbench_macro", path=tmp_path / "macro.json")
+
+
+def test_the_cli_prints_the_incomplete_file_warning_to_stderr(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import NB201_EXCERPT
+
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(NB201_EXCERPT.read_text().splitlines(keepends=True)[:101]))
+    done = subprocess.run([sys.executable, "-m", "raynas.cli", "data", "info", "nasbench201", "--data", str(cut)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["cells"] < 100
+    assert done.stderr.startswith(f"warning: {cut} holds 100 records where the complete nasbench201 has 15,625")

@@ -142,3 +142,238 @@ def test_set_parses_searcher_options_as_json():
     got = parse_settings(["dnas.eps_dense=0.05", "dnas.dense_sampling=false", "tpe.n_startup_trials=5"],
                          ["dnas", "tpe"])
     assert got == {"dnas": {"eps_dense": 0.05, "dense_sampling": False}, "tpe": {"n_startup_trials": 5}}
+
+
+# ---------------------------------------------------------------------------- hostile input (issue 12)
+COMPARE = ("compare", "--benchmark", "nasbench_graph", "--methods", "random", "--seeds", 1, "--budget", 10, "--quiet")
+
+
+@pytest.fixture
+def searches(monkeypatch):
+    """``compare`` up to the search itself: each run is recorded as (config, restore) instead of started."""
+    runs = []
+
+    def record(config, out, restore, progress, verbose, bench=None):
+        runs.append((config, restore))
+        (out / "summary.md").write_text("(no search in this test)\n")
+        return out / "results.parquet"
+
+    monkeypatch.setattr("raynas.runner._compare._run", record)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (["--metric", "nope"], "unknown metric of nasbench_graph 'nope'"),
+        (["--dataset", "nope"], "unknown dataset of nasbench_graph 'nope'"),
+        (["--data", "/nonexistent/graph.json"], "does not exist"),
+        (["--set", "random.x=1"], "random has no option 'x'"),
+    ],
+)
+def test_a_failed_start_leaves_nothing_and_the_retry_runs(searches, tmp_path, bad, match):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, [str(a) for a in (*COMPARE, *bad, "--out", out)])
+    assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(main, [str(a) for a in (*COMPARE, "--out", out)])
+    assert res.exit_code == 0, res.output
+    assert [restore for _, restore in searches] == [False]
+
+
+def test_a_benchmark_file_that_does_not_load_leaves_nothing(searches, tmp_path):
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"\x00\x01 not parquet")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["compare", "--benchmark", "custom", "--data", str(junk), "--methods", "random",
+                                    "--out", str(out)])
+    assert res.exit_code == 2 and "not a readable Parquet file" in res.output
+    assert not out.exists() and searches == []
+
+
+def test_resume_with_other_arguments_names_the_differences(cli, searches, tmp_path):
+    out = tmp_path / "out"
+    assert cli(*COMPARE, "--out", out).exit_code == 0
+    definition = (out / "experiment.json").read_text()
+    res = CliRunner().invoke(main, [str(a) for a in (*COMPARE, "--out", out, "--resume", "--budget", 20,
+                                                     "--methods", "random,tpe")])
+    assert res.exit_code == 2
+    assert "holds an experiment with methods=random, budget=10; you asked methods=random,tpe, budget=20" in res.output
+    assert "use another --out or the same arguments" in res.output
+    res = CliRunner().invoke(main, [str(a) for a in (*COMPARE, "--out", out, "--budget", 20)])
+    assert res.exit_code == 2 and "budget=10; you asked budget=20" in res.output
+    assert (out / "experiment.json").read_text() == definition and len(searches) == 1
+    assert cli(*COMPARE, "--out", out, "--resume").exit_code == 0  # the same arguments continue it
+    assert [restore for _, restore in searches] == [False, True]
+
+
+def test_demo_with_other_arguments_is_refused(cli, searches, tmp_path):
+    out = tmp_path / "demo"
+    assert cli("demo", "--out", out, "--seeds", 1, "--budget", 5, "--quiet").exit_code == 0
+    res = CliRunner().invoke(main, ["demo", "--out", str(out), "--seeds", "2", "--budget", "5", "--quiet"])
+    assert res.exit_code == 2
+    assert "holds an experiment with seeds=1; you asked seeds=2" in res.output
+    assert "continuing" not in res.output and len(searches) == 1
+    res = cli("demo", "--out", out, "--seeds", 1, "--budget", 5, "--quiet")
+    assert res.exit_code == 0 and "continuing it" in res.output and searches[-1][1] is True
+
+
+def test_train_run_resume_with_other_arguments_is_refused(tmp_path):
+    from dataclasses import asdict, replace
+
+    from raynas.runner._compare import ExperimentExistsError
+    from raynas.runner._train_run import KIND, TrainRunConfig, run_train
+
+    cfg = TrainRunConfig(space="nasbench201", methods=["random"], budget=10)
+    (tmp_path / "experiment.json").write_text(json.dumps({"kind": KIND, **asdict(cfg)}))
+    with pytest.raises(ExperimentExistsError, match="with budget=10, epochs=12; you asked budget=3, epochs=2"):
+        run_train(replace(cfg, budget=3, epochs=2), tmp_path, resume=True)
+
+
+@pytest.mark.parametrize(
+    "out,match",
+    [
+        ("afile", "--out afile is a file, not a folder; choose another --out"),
+        ("afile/sub", "lies under"),
+        ("s3://bucket/x", "cloud storage URIs are not supported yet for --out; write to a local or mounted"),
+    ],
+)
+@pytest.mark.parametrize("command", ["compare", "demo"])
+def test_out_must_be_a_local_folder(searches, tmp_path, monkeypatch, command, out, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("keep me")
+    args = [*COMPARE, "--out", out] if command == "compare" else ["demo", "--out", out, "--quiet"]
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written, no folder 's3:'
+    assert (tmp_path / "afile").read_text() == "keep me" and searches == []
+
+
+def test_an_unwritable_out_is_one_clear_line(searches, tmp_path, monkeypatch):
+    import pathlib
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    res = CliRunner().invoke(main, [str(a) for a in (*COMPARE, "--out", tmp_path / "out")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"cannot write {tmp_path / 'out' / 'experiment.json'}: Permission denied; choose another --out" in res.output
+
+
+@pytest.mark.parametrize(
+    "out,match",
+    [
+        ("afile/x.parquet", "lies under"),
+        ("folder", "is a folder; give a file name"),
+        ("s3://bucket/x.parquet", "cloud storage URIs are not supported yet"),
+    ],
+)
+def test_data_commands_check_out(tmp_path, monkeypatch, out, match):
+    from conftest import DATA
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n02012100,90.5\n")
+    for args in (["data", "import", csv, "--space", "nasbench_macro", "--arch-column", "arch",
+                  "--metric", "val_accuracy=acc", "--out", out],
+                 ["data", "convert", "nasbench_macro", DATA / "macro_excerpt.json", "--out", out]):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "folder", "mine.csv"]
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_report_and_resume_want_an_experiment_folder(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "experiment.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp_path / "todo").mkdir()
+    (tmp_path / "todo" / "experiment.json").write_text(
+        json.dumps({"kind": "compare", "benchmark": "nasbench_graph", "methods": ["random"], "seeds": 1, "budget": 5}))
+    for command in ("report", "resume"):
+        res = CliRunner().invoke(main, [command, str(tmp_path)])
+        assert res.exit_code == 2 and "Traceback" not in res.output
+        assert "is not a raynas experiment folder (it has no experiment.json)" in res.output
+        res = CliRunner().invoke(main, [command, str(tmp_path / "bad")])
+        assert res.exit_code == 2 and "is not a raynas experiment definition" in res.output
+        assert "PNG" not in res.output and "\\x" not in res.output
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "todo")])
+    assert res.exit_code == 2 and "holds an experiment without results yet; `raynas resume" in res.output
+
+
+def _import(csv, out):
+    return CliRunner().invoke(main, ["data", "import", str(csv), "--space", "nasbench_macro", "--arch-column", "arch",
+                                     "--metric", "val_accuracy=acc", "--out", str(out)])
+
+
+def test_import_names_the_row_and_column_of_a_value_that_is_not_a_number(tmp_path):
+    rows = [f"{i:08d}".translate(str.maketrans("3456789", "0120120")) for i in range(17)]
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n" + "".join(f"{a},{90 + i / 10}\n" for i, a in enumerate(rows[:16])) + f"{rows[16]},n/a\n")
+    res = _import(csv, tmp_path / "mine.parquet")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "mine.csv: row 17, column acc: 'n/a' is not a number" in res.output
+    assert not (tmp_path / "mine.parquet").exists()
+
+
+def test_import_of_a_header_without_rows_says_so(tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text("arch,acc\n")
+    res = _import(csv, tmp_path / "mine.parquet")
+    assert res.exit_code == 2 and "mine.csv: the file has no rows, only a header" in res.output
+    assert not (tmp_path / "mine.parquet").exists()
+
+
+JUNK = bytes(range(1, 32)) * 8 + b"\x1b[2J\x1b]0;pwned\x07" + bytes(range(128, 256)) * 4
+
+
+@pytest.mark.parametrize("content", [JUNK[::-1], b"arch,acc\n" + JUNK, b"arch," + JUNK + b"\n1,2\n"])
+def test_junk_files_are_never_echoed(tmp_path, content):
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(content)
+    for args in (["data", "import", junk, "--space", "nasbench_macro", "--arch-column", "arch",
+                  "--metric", "val_accuracy=acc", "--out", tmp_path / "x.parquet"],
+                 ["data", "info", "nasbench201", "--data", junk]):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 2 and "junk.csv" in res.output and "Traceback" not in res.output
+        assert res.output.isascii() and res.output.rstrip("\n").isprintable()
+        assert len(res.output) < 400 and res.output.count("\n") == 1
+
+
+def test_set_values_are_checked_against_their_field_type_before_anything_starts(tmp_path):
+    from raynas.cli import parse_settings
+
+    # Python's spellings are what `raynas searchers` shows (multivariate = False), so they are accepted too
+    assert parse_settings(["tpe.multivariate=False", "dnas.latent_size=None", "dnas.dense_sampling=True"],
+                          ["tpe", "dnas"]) == {"tpe": {"multivariate": False},
+                                               "dnas": {"latent_size": None, "dense_sampling": True}}
+    for setting, message in [
+        ("dnas.eps_dense=lots", "option eps_dense of dnas must be of type float, got 'lots'"),
+        ("dnas.top_k=3.5", "option top_k of dnas must be of type int, got 3.5"),
+        ("tpe.multivariate=1", "option multivariate of tpe must be of type bool, got 1"),
+        ("dnas.latent_size=none", "option latent_size of dnas must be of type int or null, got 'none'"),
+    ]:
+        res = CliRunner().invoke(main, ["compare", "--benchmark", "nasbench_graph", "--methods", "dnas,tpe",
+                                        "--set", setting, "--out", str(tmp_path / "out")])
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_tuple_options_take_json_lists_checked_item_by_item():
+    import dataclasses
+
+    from raynas.searchers import OptionError
+    from raynas.searchers._config import build_config
+
+    @dataclasses.dataclass(frozen=True)
+    class Widths:
+        widths: tuple[int, ...] = (8, 16)
+        box: tuple[float, float] | None = None
+
+    assert build_config(Widths, "net", {"widths": [4, 8, 12], "box": [0, 1]}) == Widths((4, 8, 12), (0.0, 1.0))
+    with pytest.raises(OptionError, match=r"widths of net must be of type tuple of int, got \[4, 'x'\]"):
+        build_config(Widths, "net", {"widths": [4, "x"]})
+    with pytest.raises(OptionError, match=r"box of net must be of type tuple of \(float, float\) or null, got \[1\]"):
+        build_config(Widths, "net", {"box": [1]})

@@ -145,12 +145,16 @@ def test_compare_runs_every_study_and_matches_in_process_runs(ray_session, graph
     for name in ("summary.md", "summary.csv", "curves.png", "studies/evolution_seed1/searcher.pt"):
         assert (tmp_path / "cmp" / name).exists()
     assert "| evolution | 2 |" in (tmp_path / "cmp" / "summary.md").read_text()
-    # the folder now holds an experiment: refused without --resume
+    # the folder now holds an experiment: another one is refused, resumed or not, naming the differences
     other = CompareConfig(benchmark="nasbench_graph", dataset="cora", methods=["random"], seeds=1, budget=5)
-    with pytest.raises(ExperimentExistsError, match="different experiment.*--resume"):
-        compare(other, tmp_path / "cmp", progress=False)
+    for resume in (False, True):
+        with pytest.raises(ExperimentExistsError, match="with methods=evolution,random, seeds=2, budget=30, .*"
+                                                        "you asked methods=random, seeds=1, budget=5"):
+            compare(other, tmp_path / "cmp", resume=resume, progress=False)
+    with pytest.raises(ExperimentExistsError, match="already holds this experiment; pass --resume"):
+        compare(cfg, tmp_path / "cmp", progress=False)
     # and resuming a finished experiment reruns nothing and gives the same rows
-    again = compare(other, tmp_path / "cmp", resume=True, progress=False)
+    again = compare(cfg, tmp_path / "cmp", resume=True, progress=False)
     assert pq.read_table(again).to_pylist() == rows
 
 

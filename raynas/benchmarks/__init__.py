@@ -22,6 +22,7 @@ from raynas.benchmarks._registry import (
     get_spec,
     locate,
     user_data_dir,
+    warn_incomplete,
 )
 from raynas.benchmarks._table import COST_METRICS, MINIMISED, TabularBenchmark, default_mode
 
@@ -64,6 +65,8 @@ def load(
                 f"{file} holds {bench.name}/{bench.dataset}, not {spec.name}/{dataset}"
             )
         bench.time_fn = getattr(importlib.import_module(spec.loader.split(":")[0]), "TIME_FN", None)
+        if spec.records is not None and bench.partial:  # converted from an incomplete file
+            warn_incomplete(spec.name, len(bench), str(file), bench.space.n_classes, "cells")
         return bench
     return loader(file, dataset, **options)
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from raynas._errors import BenchmarkFormatError, InvalidArchitectureError
+from raynas._errors import BenchmarkFormatError, InvalidArchitectureError, excerpt, parse_error
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.spaces import get_space
 
@@ -43,15 +43,20 @@ def import_table(
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
-        else:  # keep the architecture column as text (e.g. Macro keys with leading zeros)
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={arch_column: pa.string()}))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BenchmarkFormatError(f"{path}: not a readable {path.suffix[1:] or 'CSV'} file ({exc})") from exc
-    missing = [c for c in [arch_column, *metrics.values()] if c not in table.column_names]
+        else:  # read as text: Macro keys keep leading zeros, and numbers are checked below, row by row
+            text = {c: pa.string() for c in (arch_column, *metrics.values())}
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=text))
+        columns = table.column_names  # decoded here: a binary header fails inside this try
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+        raise BenchmarkFormatError(f"{path}: not a readable {kind} file ({parse_error(exc)})") from None
+    missing = [c for c in [arch_column, *metrics.values()] if c not in columns]
     if missing:
-        raise BenchmarkFormatError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
+        raise BenchmarkFormatError(f"{path}: no column(s) {missing}; columns are {excerpt(columns, 10)}")
     if not metrics:
         raise ValueError("give at least one metric, e.g. --metric val_accuracy=COLUMN")
+    if table.num_rows == 0:
+        raise BenchmarkFormatError(f"{path}: the file has no rows, only a header; give one row per measurement")
     sp = get_space(space)
     groups: dict[str, list[int]] = {}
     strings: dict[str, str] = {}
@@ -65,7 +70,7 @@ def import_table(
         strings.setdefault(key, sp.to_string(arch))
     runs = max(len(v) for v in groups.values())
     names = list(metrics)
-    cols = [table.column(metrics[m]).to_numpy(zero_copy_only=False).astype(float) for m in names]
+    cols = [_numbers(path, table.column(metrics[m]).to_pylist(), metrics[m]) for m in names]
     values = np.full((len(groups), 1, runs, len(names)), np.nan)
     for c, idx in enumerate(groups.values()):
         for j, col in enumerate(cols):
@@ -76,6 +81,20 @@ def import_table(
         time_model="imported table: one simulated second per evaluation unless train_time is given",
     )
     return bench
+
+
+def _numbers(path: Path, values: list, column: str) -> np.ndarray:
+    """The ``values`` of a metric column as floats; an empty cell is a missing value (NaN)."""
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            raise BenchmarkFormatError(f"{path}: row {i + 1}, column {column}: {excerpt(value)} is not a number"
+                                       ) from None
+    return out
 
 
 def load_custom(path: Path, dataset: str, **options) -> TabularBenchmark:

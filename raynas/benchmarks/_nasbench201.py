@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from raynas._errors import BenchmarkFormatError, InvalidArchitectureError
+from raynas._errors import BenchmarkFormatError, InvalidArchitectureError, parse_error
+from raynas.benchmarks._registry import warn_incomplete
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.spaces._nasbench201 import NASBench201Space
 
@@ -39,10 +40,11 @@ def load_nasbench201(path: Path, dataset: str, **options) -> TabularBenchmark:
         return _load_official(path, dataset, **options)
     try:
         table = pacsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise BenchmarkFormatError(f"{path}: not a readable CSV ({exc})") from exc
+        columns = table.column_names  # decoded here: a binary header fails inside this try
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise BenchmarkFormatError(f"{path}: not a readable CSV ({parse_error(exc)})") from None
     column = CSV_COLUMNS[dataset]
-    missing = {"ArchitectureString", column} - set(table.column_names)
+    missing = {"ArchitectureString", column} - set(columns)
     if missing:
         raise BenchmarkFormatError(
             f"{path}: missing column(s) {sorted(missing)}; expected the columns of NATS-Bench's "
@@ -54,6 +56,7 @@ def load_nasbench201(path: Path, dataset: str, **options) -> TabularBenchmark:
 
 
 def _build(strings: list[str], acc: np.ndarray, dataset: str, source: str) -> TabularBenchmark:
+    warn_incomplete("nasbench201", len(strings), source)
     space = NASBench201Space()
     groups: dict[str, list[int]] = {}
     first: dict[str, str] = {}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from raynas._errors import BenchmarkFormatError, InvalidArchitectureError
+from raynas._errors import BenchmarkFormatError, InvalidArchitectureError, excerpt
+from raynas.benchmarks._registry import warn_incomplete
 from raynas.benchmarks._table import TabularBenchmark
 from raynas.spaces._nasbench_macro import NASBenchMacroSpace
 
@@ -30,6 +31,7 @@ def load_nasbench_macro(path: Path, dataset: str, **options) -> TabularBenchmark
         raise BenchmarkFormatError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise BenchmarkFormatError(f"{path}: expected an object of key -> results")
+    warn_incomplete("nasbench_macro", len(data), str(path))
     space = NASBenchMacroSpace()
     keys = list(data)
     n_runs = max((len(v.get("test_acc", [])) for v in data.values()), default=1) or 1
@@ -43,7 +45,7 @@ def load_nasbench_macro(path: Path, dataset: str, **options) -> TabularBenchmark
             values[i, 0, :, 1] = rec["params"]
             values[i, 0, :, 2] = rec["flops"]
         except (InvalidArchitectureError, KeyError, TypeError) as exc:
-            raise BenchmarkFormatError(f"{path}: bad record {key!r}: {exc}") from None
+            raise BenchmarkFormatError(f"{path}: bad record {excerpt(key)}: {exc}") from None
     return TabularBenchmark(
         "nasbench_macro", space, keys, keys, values, ["test_accuracy", "params", "flops"],
         dataset=dataset, source=str(path), time_model=TIME_MODEL, time_fn=time_fn,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ class BenchmarkSpec:
         datasets: Datasets the benchmark covers; the first is the default.
         origin: Where a user downloads the official data.
         embedded: True when the data ships with an installed package (no file needed).
+        records: Records (rows) of the complete official file, where that is known: a file
+            with another count is incomplete (e.g. a download cut at a line break).
     """
 
     name: str
@@ -30,6 +33,7 @@ class BenchmarkSpec:
     datasets: tuple[str, ...]
     origin: str
     embedded: bool = False
+    records: int | None = None
 
     def parquet_name(self, dataset: str | None) -> str:
         return f"{self.name}_{dataset}.parquet" if len(self.datasets) > 1 else f"{self.name}.parquet"
@@ -55,6 +59,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             ("cifar10", "cifar100", "ImageNet16-120"),
             "a CSV with the columns of NATS-Bench's topology results (e.g. v-tao/nats-bench-landscape "
             "nats_bench.csv), or the official NAS-Bench-201 .pth file from D-X-Y/NAS-Bench-201",
+            records=15_625,  # every cell of the space, isomorphic ones included
         ),
         BenchmarkSpec(
             "nasbench_macro",
@@ -63,6 +68,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             ("nas-bench-macro_cifar10.json",),
             ("cifar10",),
             "nas-bench-macro_cifar10.json from https://github.com/xiusu/NAS-Bench-Macro (data/)",
+            records=6_561,
         ),
         BenchmarkSpec(
             "nasbench_graph",
@@ -100,6 +106,18 @@ def check_dataset(spec: BenchmarkSpec, dataset: str | None) -> str:
     if dataset not in spec.datasets:
         raise UnknownNameError(f"dataset of {spec.name}", dataset, spec.datasets)
     return dataset
+
+
+def warn_incomplete(name: str, found: int, source: str, expected: int | None = None, unit: str = "records") -> None:
+    """Warn when a file of benchmark ``name`` holds ``found`` of its ``expected`` (default: known) records."""
+    expected = BENCHMARKS[name].records if expected is None else expected
+    if expected is not None and found != expected:
+        warnings.warn(
+            f"{source} holds {found:,} {unit} where the complete {name} has {expected:,}: the file is "
+            "incomplete (a cut download?), so results on it are those of a partial table and its optimum "
+            "may not be the benchmark's",
+            stacklevel=3,
+        )
 
 
 def user_data_dir() -> Path:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas._state import dump_state
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
+from raynas.runner._output import check_output_folder, write_definition
 from raynas.runner._simulator import SimState
 from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
 from raynas.searchers import check_options, searcher_class, searcher_names
@@ -41,6 +42,10 @@ log = logging.getLogger("raynas")
 
 class ExperimentExistsError(RaynasError, FileExistsError):
     """The output folder already holds an experiment."""
+
+
+class NotAnExperimentError(RaynasError, FileNotFoundError):
+    """A folder holds no (readable) raynas experiment definition."""
 
 
 @dataclass
@@ -173,28 +178,57 @@ def compare(
     progress: bool = True,
     verbose: int = 0,
 ) -> Path:
-    """Run (or, with ``resume``, continue) a comparison into folder ``out``; returns the results path."""
-    out = Path(out).resolve()
-    exp_file = out / EXPERIMENT_FILE
-    if exp_file.exists():
-        stored = load_config(out)
+    """Run (or, with ``resume``, continue) a comparison into folder ``out``; returns the results path.
+
+    Every check (output folder, names, numbers, benchmark data, metric) runs before anything is
+    written, so a failed start leaves no experiment behind and the corrected retry just works.
+    """
+    out = check_output_folder(out)
+    stored = check_resume(config, out, resume)
+    if stored is not None:
         if not resume:
-            same = asdict(stored) == asdict(_normalised(config))
             raise ExperimentExistsError(
-                f"{out} already holds {'this' if same else 'a different'} experiment "
-                f"({stored.benchmark}, methods {','.join(stored.methods)}); pass --resume (or run "
-                f"`raynas resume {out}`) to continue it, or choose another --out"
+                f"{out} already holds this experiment; pass --resume (or run `raynas resume {out}`) "
+                "to continue it, or choose another --out"
             )
         return _run(stored, out, restore=True, progress=progress, verbose=verbose)
     if out.exists() and any(out.iterdir()):
         raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
     config = _normalised(config)
     config.validate()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = exp_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"kind": "compare", **asdict(config)}, indent=2))
-    tmp.replace(exp_file)
-    return _run(config, out, restore=False, progress=progress, verbose=verbose)
+    bench = load(config.benchmark, path=config.data, dataset=config.dataset)
+    if config.metric is not None:  # the default is resolved (with its warning) once, by _run
+        resolve_metric(bench, config.metric)
+    write_definition(out, EXPERIMENT_FILE, {"kind": "compare", **asdict(config)})
+    return _run(config, out, restore=False, progress=progress, verbose=verbose, bench=bench)
+
+
+def check_resume(config: CompareConfig, out: Path, resume: bool = True) -> CompareConfig | None:
+    """The experiment stored in ``out`` (None if none), once it is clear that ``config`` asks for that one."""
+    if not (out / EXPERIMENT_FILE).exists():
+        return None
+    stored = load_config(out)
+    check_same(out, asdict(stored), asdict(_normalised(config)), resume)
+    return stored
+
+
+def check_same(out: Path, stored: dict[str, Any], asked: dict[str, Any], resume: bool = True) -> None:
+    """Refuse to go on with the experiment in ``out`` under other settings; the message names them."""
+    differ = [k for k in stored if stored[k] != asked.get(k)]
+    if differ:
+        def show(values: dict[str, Any]) -> str:
+            return ", ".join(f"{k}={_show(values.get(k))}" for k in differ)
+
+        raise ExperimentExistsError(
+            f"{out} holds an experiment with {show(stored)}; you asked {show(asked)}: use another --out "
+            f"or the same arguments{'' if resume else ' (with --resume to continue it)'}"
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def _normalised(config: CompareConfig) -> CompareConfig:
@@ -205,8 +239,26 @@ def _normalised(config: CompareConfig) -> CompareConfig:
     return cfg
 
 
+def read_definition(out: str | os.PathLike) -> dict[str, Any]:
+    """The experiment definition ``out/experiment.json``, or a clear error when ``out`` holds none."""
+    path = Path(out) / EXPERIMENT_FILE
+    if not path.is_file():
+        raise NotAnExperimentError(
+            f"{out} is not a raynas experiment folder (it has no {EXPERIMENT_FILE}); give the --out "
+            "folder of a `raynas compare`, `run` or `demo`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotAnExperimentError(f"{path} is unreadable ({type(exc).__name__}); it is not a raynas "
+                                   "experiment definition") from None
+    if not isinstance(data, dict):
+        raise NotAnExperimentError(f"{path} is not a raynas experiment definition (not a JSON object)")
+    return data
+
+
 def load_config(out: str | os.PathLike) -> CompareConfig:
-    data = json.loads((Path(out) / EXPERIMENT_FILE).read_text())
+    data = read_definition(out)
     kind = data.pop("kind", "compare")
     if kind == "tune-run":  # written before the Tune path shared this definition
         method = data.pop("method")
@@ -215,22 +267,25 @@ def load_config(out: str | os.PathLike) -> CompareConfig:
         data.update(seeds=1, backend="tune", name=data.get("name", "run"))
     elif kind != "compare":
         raise RaynasError(f"{out} holds a {kind!r} experiment, not a comparison")
-    return CompareConfig(**data)
+    try:
+        return CompareConfig(**data)
+    except TypeError as exc:
+        raise NotAnExperimentError(f"{Path(out) / EXPERIMENT_FILE} is not a raynas experiment definition "
+                                   f"({exc})") from None
 
 
 def resume(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:
     """Continue an interrupted comparison in ``out`` (finished studies are not rerun)."""
     out = Path(out).resolve()
-    if not (out / EXPERIMENT_FILE).exists():
-        raise RaynasError(f"{out} holds no raynas experiment ({EXPERIMENT_FILE} is missing)")
     return _run(load_config(out), out, restore=True, progress=progress, verbose=verbose)
 
 
-def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbose: int) -> Path:
+def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbose: int,
+         bench: TabularBenchmark | None = None) -> Path:
     if config.backend == "tune":
         from raynas.runner._tune_run import run_studies
 
-        return run_studies(config, out, restore=restore, progress=progress, verbose=verbose)
+        return run_studies(config, out, restore=restore, progress=progress, verbose=verbose, bench=bench)
     from ray import tune
 
     from raynas.runner._progress import StudyProgress
@@ -238,7 +293,8 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     if restore and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
         raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
                           "not read, because unpickling can run code: run the experiment again in a new folder")
-    bench = load(config.benchmark, path=config.data, dataset=config.dataset)
+    if bench is None:
+        bench = load(config.benchmark, path=config.data, dataset=config.dataset)
     metric = resolve_metric(bench, config.metric)
     evaluator = TabularEvaluator(bench)
     mode = default_mode(metric)

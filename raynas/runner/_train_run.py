@@ -30,11 +30,15 @@ from raynas.runner._compare import (
     EXPERIMENT_FILE,
     RESULTS_FILE,
     ExperimentExistsError,
+    NotAnExperimentError,
     _init_ray,
     add_incumbent,
+    check_same,
+    read_definition,
     write_rows,
 )
 from raynas.runner._hparams import extremes, parse_hparams, to_domains
+from raynas.runner._output import check_output_folder, write_definition
 from raynas.runner._tune_run import can_resume, trials_in_order
 from raynas.searchers import check_options, get_searcher, searcher_names
 from raynas.spaces import get_space, space_names
@@ -238,31 +242,33 @@ def study_name(method: str, seed: int) -> str:
 def run_train(cfg: TrainRunConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
               verbose: int = 0) -> Path:
     """Run (or, with ``resume``, continue) every study of ``cfg``; returns ``results.parquet``."""
-    out = Path(out).resolve()
+    out = check_output_folder(out)
+    cfg = TrainRunConfig(**asdict(cfg))
+    if cfg.data is not None:
+        cfg.data = str(Path(cfg.data).resolve())
     if (out / EXPERIMENT_FILE).exists():
+        check_same(out, asdict(load_train_config(out)), asdict(cfg), resume)
         if not resume:
-            raise ExperimentExistsError(f"{out} already holds an experiment; pass --resume (or run "
+            raise ExperimentExistsError(f"{out} already holds this experiment; pass --resume (or run "
                                         f"`raynas resume {out}`) to continue it, or choose another --out")
         return resume_train(out, progress=progress, verbose=verbose)
     if out.exists() and any(out.iterdir()):
         raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
-    cfg = TrainRunConfig(**asdict(cfg))
-    if cfg.data is not None:
-        cfg.data = str(Path(cfg.data).resolve())
     cfg.validate()
     load_splits(cfg, cfg.first_seed)  # a missing or malformed dataset fails before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (EXPERIMENT_FILE + ".tmp")
-    tmp.write_text(json.dumps({"kind": KIND, **asdict(cfg)}, indent=2))
-    tmp.replace(out / EXPERIMENT_FILE)
+    write_definition(out, EXPERIMENT_FILE, {"kind": KIND, **asdict(cfg)})
     return _run(cfg, out, progress, verbose)
 
 
 def load_train_config(out: str | os.PathLike) -> TrainRunConfig:
-    data = json.loads((Path(out) / EXPERIMENT_FILE).read_text())
+    data = read_definition(out)
     if data.pop("kind", None) != KIND:
         raise RaynasError(f"{out} does not hold a --trainable train experiment")
-    return TrainRunConfig(**data)
+    try:
+        return TrainRunConfig(**data)
+    except TypeError as exc:
+        raise NotAnExperimentError(f"{Path(out) / EXPERIMENT_FILE} is not a raynas experiment definition "
+                                   f"({exc})") from None
 
 
 def resume_train(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raynas.benchmarks import default_mode, load
+from raynas.benchmarks import TabularBenchmark, default_mode, load
 from raynas.runner._compare import (
     RESULTS_FILE,
     CompareConfig,
@@ -72,7 +72,7 @@ def can_resume(folder: Path) -> bool:
 
 
 def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: bool = True,
-                verbose: int = 0) -> Path:
+                verbose: int = 0, bench: TabularBenchmark | None = None) -> Path:
     """Run (or continue) every study of ``cfg`` with one Tune trial per query; returns ``results.parquet``.
 
     Each study (method x seed) is a Tune experiment in ``out/tune/<method>_seed<seed>``; a
@@ -85,7 +85,8 @@ def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: 
     from raynas.runner._compare import write_report
     from raynas.runner._progress import TrialProgress
 
-    bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
+    if bench is None:
+        bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
     metric = resolve_metric(bench, cfg.metric)
     evaluator = TabularEvaluator(bench)
     mode = default_mode(metric)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError
+from raynas._errors import InvalidArchitectureError, excerpt
 from raynas.spaces._base import Space
 from raynas.spaces._darts_genotype import (
     _OP_INDEX,
@@ -279,7 +279,7 @@ class DartsSpace(Space):
             parsed = _parse_genotype(text)
         except (SyntaxError, ValueError, TypeError, RecursionError) as exc:
             raise InvalidArchitectureError(
-                f"not a DARTS genotype string ({exc}): {text!r}; expected "
+                f"not a DARTS genotype string ({exc}): {excerpt(text, 120)}; expected "
                 "\"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), "
                 'reduce=[...], reduce_concat=range(2, 6))"'
             ) from None

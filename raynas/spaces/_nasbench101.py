@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError, check_positive
+from raynas._errors import InvalidArchitectureError, check_positive, excerpt
 from raynas.spaces._base import Space
 from raynas.spaces._nb101_cell import (
     _EDGES,
@@ -336,7 +336,7 @@ class NASBench101Space(Space):
             matrix, ops = spec["matrix"], spec["ops"]
         except (json.JSONDecodeError, TypeError, KeyError):
             raise InvalidArchitectureError(
-                f"not a NAS-Bench-101 cell string: {text!r}; expected JSON "
+                f"not a NAS-Bench-101 cell string: {excerpt(text, 120)}; expected JSON "
                 '{"matrix": [[0, 1], [0, 0]], "ops": ["input", "output"]}'
             ) from None
         return self.from_spec(matrix, ops)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError
+from raynas._errors import InvalidArchitectureError, excerpt
 from raynas.spaces._base import Space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -173,7 +173,7 @@ class NASBench201Space(Space):
                     ops.append(op)
         except ValueError:
             raise InvalidArchitectureError(
-                f"not a NAS-Bench-201 arch string: {text!r}; expected "
+                f"not a NAS-Bench-201 arch string: {excerpt(text, 120)}; expected "
                 "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
             ) from None
         arch = tuple(ops)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError, UnknownNameError
+from raynas._errors import InvalidArchitectureError, UnknownNameError, excerpt
 from raynas.spaces._base import Space
 
 # The package's `link_list`, `gnn_list` and `gnn_list_proteins` (nas_bench_graph/architecture.py);
@@ -268,7 +268,7 @@ class NASBenchGraphSpace(Space):
             names = tuple(parts["ops"].split(","))
         except ValueError:
             raise InvalidArchitectureError(
-                f"not a NAS-Bench-Graph arch string: {text!r}; expected "
+                f"not a NAS-Bench-Graph arch string: {excerpt(text, 120)}; expected "
                 "'link=0,0,1,2;ops=gcn,gat,skip,sage'"
             ) from None
         arch = GraphArch(link, names)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from raynas._errors import InvalidArchitectureError
+from raynas._errors import InvalidArchitectureError, excerpt
 from raynas.spaces._base import Space
 
 OPS = ("Identity", "MB3_K3", "MB6_K5")
@@ -113,7 +113,7 @@ class NASBenchMacroSpace(Space):
         text = text.strip()
         if len(text) != N_LAYERS or any(ch not in "012" for ch in text):
             raise InvalidArchitectureError(
-                f"not a NAS-Bench-Macro key: {text!r}; expected 8 digits in 0-2 such as '02012100'"
+                f"not a NAS-Bench-Macro key: {excerpt(text, 120)}; expected 8 digits in 0-2 such as '02012100'"
             )
         return tuple(int(ch) for ch in text)
 
