@@ -20,6 +20,7 @@ it lets one edge flip (padded vertex -> output) grow the cell by a vertex.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -284,12 +285,7 @@ class NASBench101Space(Space):
         where every position must hold a real token, e.g. for a sampler that never stops early.
         """
         self.validate(arch)
-        mat, ops = _pad(_checked(arch))  # type: ignore[arg-type]
-        seq = []
-        for c in range(1, MAX_VERTICES):
-            seq.extend(mat[r][c] + 1 for r in range(c))
-            seq.append(_OP_TOKEN[ops[c]])
-        return seq
+        return list(_full_tokens(_checked(arch)))  # type: ignore[arg-type]
 
     def token_mask(self) -> np.ndarray:
         """Allowed tokens per position: every non-pad token :meth:`to_sequence` can write there.
@@ -359,3 +355,15 @@ class NASBench101Space(Space):
 
     def __repr__(self) -> str:
         return f"NASBench101Space(mutation_rate={self.mutation_rate})"
+
+
+@lru_cache(maxsize=1 << 16)
+def _full_tokens(cell: Cell101) -> tuple[int, ...]:
+    """:meth:`NASBench101Space.to_full_sequence` of a checked cell (cached: controllers encode
+    the same cells every round)."""
+    mat, ops = _pad(cell)
+    seq: list[int] = []
+    for c in range(1, MAX_VERTICES):
+        seq.extend(mat[r][c] + 1 for r in range(c))
+        seq.append(_OP_TOKEN[ops[c]])
+    return tuple(seq)
