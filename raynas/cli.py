@@ -169,6 +169,11 @@ def _common_options(f, benchmark_required: bool = True):
         click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..K-1 per method."),
         click.option("--budget", type=int, default=100, show_default=True, help="Queries per study."),
         click.option("--workers", type=int, default=1, show_default=True, help="Parallel workers per study."),
+        click.option("--gpus-per-study", default="auto", show_default=True,
+                     help="GPUs for each study of a method with a neural controller (dnas, nao, seminas): "
+                          "a number, requested even where the cluster has no GPU yet (an autoscaling "
+                          "cluster launches GPU nodes for it), or auto: one GPU when the cluster has GPUs "
+                          "at the start, else none."),
         click.option("--max-flops", type=float, default=None),
         click.option("--max-params", type=float, default=None),
         click.option("--max-latency", type=float, default=None),
@@ -233,6 +238,7 @@ def _config(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.
         max_cost=_limits(kw["max_flops"], kw["max_params"], kw["max_latency"]),
         checkpoint_every=kw.get("checkpoint_every", 25),
         options=parse_settings(kw.get("settings", ()), methods),
+        gpus_per_study=_gpus(kw.get("gpus_per_study", "auto"), "--gpus-per-study"),
     )
 
 
@@ -290,15 +296,15 @@ def _train_options(f):
     return f
 
 
-def _gpus(value: str) -> float | str:
+def _gpus(value: str | float, option: str = "--gpus-per-trial") -> float | str:
     if value == "auto":
         return value
     try:
         gpus = float(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor auto", param_hint="--gpus-per-trial") from None
+        raise click.BadParameter(f"{value!r} is neither a number nor auto", param_hint=option) from None
     if gpus < 0:
-        raise click.BadParameter(f"{value!r} is negative", param_hint="--gpus-per-trial")
+        raise click.BadParameter(f"{value!r} is negative", param_hint=option)
     return gpus
 
 
@@ -320,7 +326,7 @@ def compare(ctx, methods: str, backend: str, **kw) -> None:
     if train.pop("trainable") == "train":
         _run_train(ctx, method_list, train, kw)
         return
-    _refuse_train_only(ctx, train)
+    _refuse_train_only(ctx, train, backend)
     if kw["benchmark"] is None:
         raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
     gpus = _gpus(train["gpus_per_trial"])
@@ -340,10 +346,13 @@ def _given(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
 
 
-def _refuse_train_only(ctx, train: dict) -> None:
+def _refuse_train_only(ctx, train: dict, backend: str) -> None:
     given = [f"--{k.replace('_', '-')}" for k in _TRAIN_ONLY if _given(ctx, k)]
     if given:
         raise click.UsageError(f"{', '.join(given)} apply only to --trainable train")
+    if backend == "tune" and _given(ctx, "gpus_per_study"):
+        raise click.UsageError("--gpus-per-study applies to the sim backend; with --backend tune each query is "
+                               "a trial: use --gpus-per-trial")
 
 
 @main.command()
@@ -360,7 +369,7 @@ def run(ctx, method: str, backend: str, **kw) -> None:
             kw["seeds"] = 1  # training is expensive: one seed unless asked
         _run_train(ctx, [method], train, kw)
         return
-    _refuse_train_only(ctx, train)
+    _refuse_train_only(ctx, train, backend)
     if kw["benchmark"] is None:
         raise click.UsageError("Missing option '--benchmark' (or pass --trainable train --space NAME).")
     gpus = _gpus(train["gpus_per_trial"])
@@ -387,8 +396,9 @@ def _run_train(ctx, methods: list[str], train: dict, kw: dict) -> None:
         raise click.UsageError("--trainable train needs --space, e.g. --space nasbench201")
     ignored = [f"--{k.replace('_', '-')}" for k in ("benchmark", "metric", "max_flops", "max_params", "max_latency")
                if kw[k] is not None]
-    if _given(ctx, "checkpoint_every"):
-        ignored.append("--checkpoint-every")
+    for name in ("checkpoint_every", "gpus_per_study"):
+        if _given(ctx, name):
+            ignored.append(f"--{name.replace('_', '-')}")
     if ignored:
         raise click.UsageError(f"{', '.join(ignored)} do(es) not apply to --trainable train")
     try:

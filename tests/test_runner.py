@@ -7,6 +7,7 @@ on validation accuracy) and the committed NAS-Bench-201 excerpt (``nb201_excerpt
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -180,14 +181,41 @@ def test_compare_rejects_bad_input_before_starting(tmp_path, change, match):
 def test_studies_get_a_gpu_where_the_cluster_has_one_and_the_searcher_wants_it(monkeypatch):
     import ray
 
-    from raynas.runner._compare import _resources
+    from raynas.runner._compare import study_resources
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0, "GPU": 2.0})
-    assert _resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0, "GPU": 1.0}]
-    assert _resources({"study": {"method": "tpe"}}).bundles == [{"CPU": 1.0}]
+    assert study_resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0, "GPU": 1.0}]
+    assert study_resources({"study": {"method": "tpe"}}).bundles == [{"CPU": 1.0}]
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
-    assert _resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0}]
+    assert study_resources({"study": {"method": "dnas"}}).bundles == [{"CPU": 1.0}]
+
+
+def test_gpus_per_study_asks_for_gpus_the_cluster_does_not_have_yet(monkeypatch, tmp_path):
+    """On an autoscaling cluster no GPU node is up at the start: a number still asks Tune for GPUs."""
+    import ray
+    from ray import tune
+
+    from raynas.cli import _config
+    from raynas.runner._compare import _trainable, study_resources
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})  # CPUs only, for now
+    dnas = {"study": {"method": "dnas"}}
+    assert study_resources(dnas, "auto").bundles == [{"CPU": 1.0}]
+    assert study_resources(dnas, 1.0).bundles == [{"CPU": 1.0, "GPU": 1.0}]
+    assert study_resources({"study": {"method": "nao"}}, 0.5).bundles == [{"CPU": 1.0, "GPU": 0.5}]
+    assert study_resources({"study": {"method": "random"}}, 1.0).bundles == [{"CPU": 1.0}]
+    # the option of the command line reaches the resources of the trainable Tune runs
+    args = dict(benchmark="nasbench_graph", dataset="cora", data=None, metric=None, seeds=1, budget=5,
+                workers=1, max_flops=None, max_params=None, max_latency=None)
+    cfg = _config(["dnas"], **args, gpus_per_study="1")
+    assert cfg.gpus_per_study == 1.0
+    monkeypatch.setattr(tune, "with_parameters", lambda f, **kw: lambda config: f(config, **kw))
+    trainable = _trainable(None, tmp_path, cfg.gpus_per_study)
+    assert trainable._resources(dnas).bundles == [{"CPU": 1.0, "GPU": 1.0}]
+    with pytest.raises(ValueError, match="gpus_per_study"):
+        CompareConfig(**{**asdict(cfg), "gpus_per_study": -1}).validate()
 
 
 def test_a_tune_run_folder_of_the_older_format_loads_as_one_experiment_definition(tmp_path):

@@ -1,7 +1,7 @@
 """`raynas compare` / `raynas resume`: many studies (method x seed) as one Ray Tune experiment.
 
-Each Tune trial is a whole study on the simulated backend (one CPU, plus a GPU where the
-cluster has GPUs and the searcher says it wants one: ``ArchSearcher.wants_gpu``). Each study
+Each Tune trial is a whole study on the simulated backend (one CPU, plus GPUs for a searcher
+that says it wants one, ``ArchSearcher.wants_gpu``: see :func:`study_resources`). Each study
 keeps its own checkpoints in ``DIR/studies/<study>/`` (:mod:`raynas.runner._study`); `resume`
 restores the experiment with ``Tuner.restore``, finished studies are kept and unfinished ones go
 on from their newest readable checkpoint. The driver gathers every study's rows into
@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ class CompareConfig:
     trial on the simulated asynchronous backend. ``backend="tune"``: each study is a Tune
     experiment with one trial per query (the searcher under ``ConcurrencyLimiter``), the path
     real training and supernet evaluation take, with ``cpus_per_trial``/``gpus_per_trial``.
+    ``gpus_per_study`` (``"auto"`` or a number) is what :func:`study_resources` gives each
+    simulated study of a searcher with a neural controller.
     """
 
     benchmark: str
@@ -75,6 +78,7 @@ class CompareConfig:
     backend: str = "sim"
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    gpus_per_study: float | str = "auto"
 
     def validate(self) -> None:
         """Check every name and number before anything starts."""
@@ -87,6 +91,10 @@ class CompareConfig:
         check_positive("cpus_per_trial", self.cpus_per_trial)
         if self.gpus_per_trial < 0:
             raise ValueError(f"gpus_per_trial must not be negative, got {self.gpus_per_trial}")
+        if self.gpus_per_study != "auto" and (
+            isinstance(self.gpus_per_study, (bool, str)) or self.gpus_per_study < 0
+        ):
+            raise ValueError(f"gpus_per_study must be a number >= 0 or 'auto', got {self.gpus_per_study!r}")
         if self.backend not in BACKENDS:
             raise UnknownNameError("backend", self.backend, BACKENDS)
         check_methods(self.methods, self.options)
@@ -138,23 +146,36 @@ def resolve_metric(bench: TabularBenchmark, metric: str | None) -> str:
     return "test_accuracy"
 
 
-def _resources(config: dict[str, Any]):
-    import ray
+def study_resources(config: dict[str, Any], gpus_per_study: float | str = "auto"):
+    """The Tune resources of one study: one CPU, plus GPUs where its searcher wants one.
+
+    Only searchers with a neural controller (``ArchSearcher.wants_gpu``: dnas, nao, seminas) get
+    GPUs. ``"auto"`` gives such a study one GPU when the cluster has GPUs at that moment, else
+    none; a number asks for that many GPUs whatever the cluster holds now, so that an
+    autoscaling cluster launches GPU nodes for the studies that wait on them.
+    """
     from ray import tune
 
-    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
-    method = config["study"]["method"]
     bundle = {"CPU": 1.0}
-    if gpus and searcher_class(method).wants_gpu:
-        bundle["GPU"] = 1.0
+    if searcher_class(config["study"]["method"]).wants_gpu:
+        gpus = _cluster_gpus_share() if gpus_per_study == "auto" else float(gpus_per_study)
+        if gpus > 0:
+            bundle["GPU"] = gpus
     return tune.PlacementGroupFactory([bundle])
 
 
-def _trainable(evaluator: Evaluator, out: Path):
+def _cluster_gpus_share() -> float:
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    return 1.0 if gpus else 0.0
+
+
+def _trainable(evaluator: Evaluator, out: Path, gpus_per_study: float | str = "auto"):
     from ray import tune
 
     trainable = tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR))
-    return tune.with_resources(trainable, _resources)
+    return tune.with_resources(trainable, partial(study_resources, gpus_per_study=gpus_per_study))
 
 
 def _init_ray() -> None:
@@ -312,10 +333,11 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     )
     tune_dir = out / "tune"
     if restore and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=_trainable(evaluator, out), resume_errored=True)
+        trainable = _trainable(evaluator, out, config.gpus_per_study)
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            _trainable(evaluator, out),
+            _trainable(evaluator, out, config.gpus_per_study),
             param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config,
