@@ -158,6 +158,27 @@ def data_info(target: str, data: str | None, dataset: str | None) -> None:
     click.echo(json.dumps(info, indent=2, default=str))
 
 
+# ---------------------------------------------------------------------------- cluster
+@main.group()
+def cluster() -> None:
+    """Check a Ray cluster file before `ray up`."""
+
+
+@cluster.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def cluster_check(file: str) -> None:
+    """Validate FILE with Ray's own checks, then flag insecure settings (exit 1 on an error)."""
+    from raynas._cluster import ERROR, check_file
+
+    findings = check_file(file)
+    for finding in findings:
+        click.echo(str(finding))
+    if not findings:
+        click.echo("ok")
+    if any(f.severity == ERROR for f in findings):
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------- experiments
 def _common_options(f, benchmark_required: bool = True):
     options = [
