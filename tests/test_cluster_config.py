@@ -105,3 +105,21 @@ def test_uploading_the_whole_folder_without_excluding_virtualenvs_is_flagged(tmp
     code, output = check(tmp_path, edited('  - "**/.venv*"\n', ""))
     assert code == 0  # a warning: nothing is exposed, but the upload is large
     assert output.startswith("warning: file_mounts uploads the whole folder to /home/ubuntu/raynas")
+
+
+def test_cluster_yaml_installs_the_torch_build_of_each_node_type_and_launches_gpus_on_demand():
+    import yaml
+    from ray.autoscaler._private.util import prepare_config
+
+    config = prepare_config(yaml.safe_load(AWS))
+    cpu_index = "--index-url https://download.pytorch.org/whl/cpu"
+    # the head and cpu_worker run the merged setup; gpu_worker's own list replaces it
+    assert any(cpu_index in c for c in config["head_setup_commands"])
+    assert any(cpu_index in c for c in config["worker_setup_commands"])
+    gpu = config["available_node_types"]["gpu_worker"]
+    torch = [c for c in gpu["worker_setup_commands"] if "torch" in c]
+    assert torch == ["pip install -q torch==2.13.0"]
+    assert gpu["min_workers"] == 0 and gpu["resources"]["GPU"] == 1
+    # the same shared storage and environment on every node, written once rather than appended
+    assert gpu["worker_setup_commands"][:2] == config["setup_commands"][:2]
+    assert ">>" not in AWS and "/etc/profile.d/raynas.sh" in config["setup_commands"][1]

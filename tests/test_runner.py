@@ -218,6 +218,23 @@ def test_gpus_per_study_asks_for_gpus_the_cluster_does_not_have_yet(monkeypatch,
         CompareConfig(**{**asdict(cfg), "gpus_per_study": -1}).validate()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--gpus-per-study", "lots"], "neither a number nor auto"),
+    (["--gpus-per-study", "1", "--backend", "tune"], "--gpus-per-study applies to the sim backend"),
+    (["--gpus-per-study", "1", "--trainable", "train", "--space", "nasbench201"], "--gpus-per-study do(es) not apply"),
+])
+def test_gpus_per_study_is_refused_where_it_does_not_apply(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from raynas.cli import main
+
+    out = tmp_path / "bad"
+    res = CliRunner().invoke(main, ["compare", "--benchmark", "nasbench_graph", "--methods", "dnas", "--seeds", "1",
+                                    "--budget", "2", *args, "--out", str(out)])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not out.exists()
+
+
 def test_a_tune_run_folder_of_the_older_format_loads_as_one_experiment_definition(tmp_path):
     from raynas.runner._compare import load_config
 
