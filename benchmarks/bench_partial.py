@@ -191,9 +191,10 @@ def main() -> None:
         tables["full-nb201"] = str(nb201)
     data = {"cells": CELLS, "budget": BUDGET, "seeds": args.seeds, "tables": tables,
             "studies": studies(tables, methods, args.seeds) if methods else {}}
+    write("partial", data)  # the studies' figures are kept whatever happens to the compare
     if args.compare:
         data["compare"] = compare_run(str(partial), args.compare_seeds, args.cache / "partial-compare")
-    write("partial", data)
+        write("partial", data)
 
 
 if __name__ == "__main__":
