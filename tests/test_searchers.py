@@ -205,3 +205,22 @@ def test_reinforce_samples_its_policy_conditioned_on_the_table(graph):
     freq = np.array([keys.count(k) for k in part.keys]) / n
     assert np.abs(freq - exact).max() < 0.03
     assert np.corrcoef(freq, exact)[0, 1] > 0.98
+
+
+def test_evolution_on_a_partial_table_takes_the_nearest_cell_after_bounded_mutations(graph, monkeypatch):
+    from raynas.searchers._evolution import MUTATION_TRIES
+
+    part = _sparse(graph, n=200)
+    s = make("evolution", part, candidates=part.candidates(), population_size=4, sample_size=2)
+    for i in range(4):  # fill the population
+        s.suggest(f"t{i}")
+        s.on_trial_complete(f"t{i}", {"val_accuracy": float(i)})
+    s._flush()
+    tries = []
+    monkeypatch.setattr(type(part.space), "mutate", lambda sp, arch, rng: tries.append(arch) or arch)  # never new
+    child = s._propose()
+    assert len(tries) == MUTATION_TRIES and len(set(tries)) == 1  # one parent, mutated MUTATION_TRIES times
+    parent = np.array(s.tokens_of(tries[0], full=True))
+    dist = lambda a: (np.array(s.tokens_of(a, full=True)) != parent).sum()  # noqa: E731
+    open_cells = [a for a in part.candidates() if s.allowed(a)]
+    assert s.allowed(child) and dist(child) == min(dist(a) for a in open_cells)
