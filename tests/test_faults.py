@@ -147,7 +147,7 @@ def test_driver_killed_at_random_points_resumes_to_the_uninterrupted_results(gra
     """
     out, budget, methods, seeds = tmp_path / "exp", 150, ("evolution", "tpe"), (0, 1)
     total = len(methods) * len(seeds) * budget
-    points = np.sort(np.random.default_rng(12).choice(np.arange(10, total, 10), size=4, replace=False))
+    points = np.sort(np.random.default_rng(12).choice(np.arange(10, total, 10), size=3, replace=False))
     compare_cmd = [sys.executable, "-m", "raynas.cli", "compare", *GRAPH, "--methods", ",".join(methods),
                    "--seeds", str(len(seeds)), "--budget", str(budget), "--checkpoint-every", "10",
                    "--out", str(out), "--quiet"]
