@@ -298,3 +298,42 @@ def test_a_checkpoint_that_vanishes_before_it_is_read_is_passed_over(graph, tmp_
     monkeypatch.setattr(_study, "read_checkpoint", vanishing)
     saved, notes = _study.newest_checkpoint(folder)
     assert len(saved["sim"].rows) == 20 and notes == [] and newest.exists()
+
+
+class CrashingEvaluator(TabularEvaluator):
+    """A table lookup whose process dies outright (as on a segfault or the OOM killer) on one cell."""
+
+    def __init__(self, bench, deadly: str):
+        super().__init__(bench)
+        self.deadly = deadly
+
+    def evaluate(self, arch, hparams=None, fidelity=None, seed=None):
+        if self.space.key(arch) == self.deadly:
+            os._exit(9)
+        return super().evaluate(arch, hparams, fidelity, seed)
+
+
+@pytest.mark.slow
+def test_a_study_whose_worker_dies_on_a_cell_fails_alone(ray_session, graph, tmp_path, monkeypatch):
+    """Tune restarts the study from its checkpoint (MAX_FAILURES times), it dies on the same cell
+    again, and it is recorded as failed with its checkpointed rows; the other study is unaffected."""
+    import ray.cloudpickle
+
+    budget = 40
+    _, doomed = run_study(StudySpec("random", 0, "val_accuracy", "max", budget), graph)
+    _, other = run_study(StudySpec("evolution", 0, "val_accuracy", "max", budget), graph)
+    deadly = next(r["key"] for r in doomed.rows[25:] if r["key"] not in {o["key"] for o in other.rows})
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(_compare, "TabularEvaluator", lambda bench: CrashingEvaluator(bench, deadly))
+    cfg = CompareConfig(benchmark="nasbench_graph", dataset="cora", methods=["evolution", "random"], seeds=1,
+                        budget=budget, checkpoint_every=10, metric="val_accuracy")
+    rows = pq.read_table(compare(cfg, tmp_path / "cmp", progress=False)).to_pylist()
+    assert [r["config"] for r in rows if r["method"] == "evolution"] == [r["config"] for r in other.rows]
+    lost = [r for r in rows if r["method"] == "random"]
+    cut = [r["key"] for r in doomed.rows].index(deadly) // 10 * 10  # its last checkpoint before the cell
+    assert [r["config"] for r in lost[:-1]] == [r["config"] for r in doomed.rows[:cut]]
+    assert lost[-1]["query"] == cut and lost[-1]["error"].startswith("study failed: ")
+    studies = json.loads((tmp_path / "cmp" / "studies.json").read_text())
+    assert studies["evolution_seed0"]["complete"] and not studies["random_seed0"]["complete"]
+    assert studies["random_seed0"]["queries"] == cut
+    assert (tmp_path / "cmp" / "summary.md").exists()
