@@ -149,6 +149,9 @@ def main() -> None:
         "load_average_after": [round(x, 2) for x in load_after],
         "niceness": os.nice(0),
         "target_ratio": 1.2,
+        # one sample a second: seconds, studies finished, RSS (MB) of the driver, the workers, Ray's own
+        "series": [[round(s["t"], 1), s["done"], round(s["driver"]), round(s["workers"]), round(s["ray"])]
+                   for s in samples],
     }
     print(f"wall {result['wall_s']} s ({result['studies_per_s']} studies/s); sweep {result['sweep_s']} s, "
           f"gathering {result['gather_s']} s; {rows:,} rows, {result['error_rows']} error rows")

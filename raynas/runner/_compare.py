@@ -320,7 +320,9 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     else:
         tuner = tune.Tuner(
             _trainable(evaluator, out),
-            param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
+            # Seed by seed, every method in turn: the first seeds of all methods finish first, and
+            # slow methods (neural controllers) are spread over the run instead of all at its end.
+            param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config,
         )
