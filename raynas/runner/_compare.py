@@ -30,6 +30,7 @@ from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get
 from raynas.runner._output import check_output_folder, write_definition
 from raynas.runner._simulator import SimState
 from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
+from raynas.runner._tune_state import restorable
 from raynas.searchers import check_options, searcher_class, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 
@@ -38,6 +39,8 @@ BACKENDS = ("sim", "tune")
 RESULTS_FILE = "results.parquet"
 #: Every study's checkpoints and final searcher state: ``DIR/studies/<method>_seed<seed>/``.
 STUDIES_DIR = "studies"
+#: Restarts of a study whose process or node was lost; it goes on from its newest checkpoint.
+MAX_FAILURES = 2
 log = logging.getLogger("raynas")
 
 
@@ -329,50 +332,58 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
         storage_path=str(out),
         verbose=verbose,
         callbacks=[callback],
-        failure_config=tune.FailureConfig(max_failures=2),
+        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
     )
     tune_dir = out / "tune"
-    if restore and tune.Tuner.can_restore(str(tune_dir)):
+    if restore and restorable(tune_dir, "the Tune experiment", "a fresh one runs every study on from its own "
+                                                                 "checkpoints"):
         trainable = _trainable(evaluator, out, config.gpus_per_study)
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
             _trainable(evaluator, out, config.gpus_per_study),
-            param_space={"study": tune.grid_search([s.to_dict() for s in studies])},
+            # Seed by seed, every method in turn: the first seeds of all methods finish first, and
+            # slow methods (neural controllers) are spread over the run instead of all at its end.
+            param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config,
         )
     grid = tuner.fit()
     callback.close()
-    path = collect(grid, config, evaluator, metric, out)
+    path = collect(grid, studies, config, evaluator, metric, out)
     write_report(out, config, evaluator, metric)
     return path
 
 
-def collect(grid, config: CompareConfig, evaluator: Evaluator, metric: str, out: Path) -> Path:
+def collect(grid, studies: Sequence[StudySpec], config: CompareConfig, evaluator: Evaluator, metric: str,
+            out: Path) -> Path:
     """Gather every study's rows into ``results.parquet`` and its state into ``studies/<study>/searcher.pt``.
 
-    Rows come from each study's newest readable checkpoint. A study that failed, or whose rows
-    stop short of its budget (e.g. its last checkpoint is unreadable), gets a row saying so, a
-    warning and its entry in ``studies.json``; the other studies are written as usual.
+    Rows come from each study's newest readable checkpoint, for every study of the experiment,
+    whether or not Tune's result grid holds it. A study that failed, or whose rows stop short of
+    its budget (e.g. its last checkpoint is unreadable), gets a row saying so, a warning and its
+    entry in ``studies.json``; the other studies are written as usual.
     """
     rows: list[dict[str, Any]] = []
     status: dict[str, dict[str, Any]] = {}
-    for result in grid:
-        spec = StudySpec(**result.config["study"])
-        metrics = result.metrics or {}
+    results = {StudySpec(**r.config["study"]).name: r for r in grid}
+    for spec in studies:
+        result = results.get(spec.name)
+        error = None if result is None else result.error
+        metrics = (result.metrics if result is not None else None) or {}
         saved, notes = newest_checkpoint(out / STUDIES_DIR / spec.name)
         notes = [n for n in (metrics.get("recovery"),) if n] + notes
         sim = saved["sim"] if saved else SimState()
         if saved:
             dump_state(saved["searcher"], out / STUDIES_DIR / spec.name / SEARCHER_FILE)
-        problem = None if result.error is None else f"study failed: {result.error}"
+        problem = None if error is None else f"study failed: {error}"
         if problem is None and not sim.finished:
-            problem = f"study incomplete: {len(sim.rows)} of {spec.budget} queries have a readable checkpoint"
+            problem = (f"study incomplete: {len(sim.rows)} of {spec.budget} queries have a readable checkpoint"
+                       + ("" if result is not None else " (Tune's experiment did not run it)"))
         status[spec.name] = {
             "method": spec.method, "seed": spec.seed, "node": metrics.get("node"),
             "queries": len(sim.rows), "complete": problem is None, "recovery": "; ".join(notes) or None,
-            "error": None if result.error is None else str(result.error),
+            "error": None if error is None else str(error),
         }
         for note in notes:
             log.warning(note)

@@ -142,15 +142,22 @@ def newest_checkpoint(folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
     """The newest readable checkpoint of a study (None if none is) and a note per unreadable one.
 
     An unreadable checkpoint (cut short, or not a raynas state) is renamed
-    ``<name>.unreadable``, kept for a post-mortem, so that the one before it is the newest.
+    ``<name>.unreadable``, kept for a post-mortem, so that the one before it is the newest. One
+    that is gone by the time it is read (a process of a killed driver or lost node, still running
+    the study, dropped it for a newer one) is passed over: the study goes on from an older one.
     """
     notes = []
     for path in reversed(checkpoints(folder)):
         try:
             return read_checkpoint(path), notes
+        except FileNotFoundError:
+            continue
         except StateFileError as exc:
             aside = path.with_name(path.name + ".unreadable")
-            path.replace(aside)
+            try:
+                path.replace(aside)
+            except FileNotFoundError:
+                continue
             notes.append(f"{folder.name}: {exc}; moved aside as {aside.name}")
             log.warning(notes[-1])
     return None, notes

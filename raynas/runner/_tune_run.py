@@ -25,6 +25,7 @@ from raynas.runner._compare import (
     write_rows,
 )
 from raynas.runner._study import StudySpec, build_searcher
+from raynas.runner._tune_state import restorable
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
 from raynas.trainables.tabular import tabular_trainable
 
@@ -39,36 +40,11 @@ def _trainable(cfg: CompareConfig, evaluator: Evaluator):
 def can_resume(folder: Path) -> bool:
     """Whether the Tune experiment of one study in ``folder`` can be restored exactly.
 
-    Tune writes ``experiment_state-*.json`` and ``searcher-state-*.pkl`` in place, so a driver
-    killed during a write leaves them empty or cut short; ``Tuner.restore`` then silently
-    continues without the trials and searcher it lost. Such a folder is moved aside (kept as
-    ``<name>.incomplete-<time>``, nothing is deleted) with a warning, and the study starts again
+    A folder whose state a kill cut short (:func:`raynas.runner._tune_state.state_problem`) is
+    moved aside, kept as ``<name>.incomplete-<time>``, with a warning, and the study starts again
     from its seed, which gives the same results as an uninterrupted run.
     """
-    from ray import tune
-
-    if not tune.Tuner.can_restore(str(folder)):
-        return False
-    states = sorted(folder.glob("experiment_state-*.json"))
-    problem = None
-    if not states:
-        problem = "no experiment state"
-    else:
-        try:
-            json.loads(states[-1].read_text())
-        except (OSError, ValueError):
-            problem = f"{states[-1].name} is cut short"
-    empty = [p.name for p in folder.glob("searcher-state-*.pkl") if p.stat().st_size == 0]
-    if problem is None and empty:
-        problem = f"{empty[0]} is empty"
-    if problem is None:
-        return True
-    aside = folder.with_name(f"{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
-    folder.rename(aside)
-    logging.getLogger("raynas").warning(
-        "study %s cannot be resumed exactly (%s, written when the run was killed); it starts again "
-        "from its seed, and the old folder is kept as %s", folder.name, problem, aside.name)
-    return False
+    return restorable(folder, f"study {folder.name}", "it starts again from its seed")
 
 
 def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: bool = True,
