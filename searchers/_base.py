@@ -97,7 +97,6 @@ class ArchSearcher(Searcher):
         self.max_cost = dict(max_cost or {})
         self.max_retries = int(max_retries)
         self.candidates: list[Arch] | None = None
-        self._candidate_keys: set[str] | None = None
         self._candidate_order: list[str] = []  # key of each candidate, in order
         self._candidate_tokens: dict[str, np.ndarray] = {}  # encoding -> (N, L) token matrix
         self._candidate_ok: dict[int, bool] = {}  # candidate index -> within max_cost
@@ -109,7 +108,7 @@ class ArchSearcher(Searcher):
             else:
                 self.candidates = list(candidates)
                 self._candidate_order = [self.space.key(a) for a in self.candidates]
-            self._candidate_keys = set(self._candidate_order)
+        # key -> index of its first candidate: membership of the table and positions in its arrays
         self._candidate_pos = {key: i for i, key in reversed(list(enumerate(self._candidate_order)))}
         self.history: list[dict[str, Any]] = []  # one entry per finished trial, in feed order
         self.seen: set[str] = set()  # keys proposed so far (finished or in flight)
@@ -188,7 +187,7 @@ class ArchSearcher(Searcher):
             return False
         if key in self.seen:
             return False
-        if self._candidate_keys is not None and key not in self._candidate_keys:
+        if self.candidates is not None and key not in self._candidate_pos:
             return False
         return self.within_limits(arch)
 
@@ -235,10 +234,9 @@ class ArchSearcher(Searcher):
         return self._open_cache[1]
 
     def tokens_of(self, arch: Arch, full: bool = False) -> list[int]:
-        """``space.to_sequence(arch)``; with ``full``, the pad-free ``to_full_sequence`` where the
-        space has one (NAS-Bench-101's padded 7-vertex layout), as samplers and controllers use."""
-        to_full = getattr(self.space, "to_full_sequence", None) if full else None
-        return to_full(arch) if to_full is not None else self.space.to_sequence(arch)
+        """``space.to_sequence(arch)``, or with ``full`` ``space.to_full_sequence(arch)`` (the
+        encoding samplers and controllers use)."""
+        return self.space.to_full_sequence(arch) if full else self.space.to_sequence(arch)
 
     def candidate_tokens(self, full: bool = False) -> np.ndarray:
         """``(N, L)`` token sequences (:meth:`tokens_of`) of the candidates, computed once."""

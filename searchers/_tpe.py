@@ -117,7 +117,7 @@ class TPESearcher(ArchSearcher):
                 self.study.tell(number, score)
         elif score is not None:  # proposed by the fallback: teach TPE the point anyway
             # Spaces whose sequences pad short cells (NB101) give a pad-free form for samplers.
-            tokens = getattr(self.space, "to_full_sequence", self.space.to_sequence)(arch)
+            tokens = self.space.to_full_sequence(arch)
             params = {f"t{i}": t for i, t in enumerate(tokens)}
             self.study.add_trial(
                 optuna.trial.create_trial(params=params, distributions=self.dists, value=score)

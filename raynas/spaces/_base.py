@@ -80,6 +80,15 @@ class Space(abc.ABC):
     def from_sequence(self, tokens: list[int]) -> Arch:
         """Inverse of :meth:`to_sequence`; raises :class:`InvalidArchitectureError`."""
 
+    def to_full_sequence(self, arch: Arch) -> list[int]:
+        """A fixed-length encoding with a real token at every position that :meth:`from_sequence`
+        accepts, for samplers and decoders that never stop early.
+
+        The same as :meth:`to_sequence` unless a space pads short cells (NAS-Bench-101 writes its
+        padded 7-vertex layout instead of pad tokens).
+        """
+        return self.to_sequence(arch)
+
     def token_mask(self) -> np.ndarray:
         """Boolean ``(seq_length, vocab_size)`` array of the tokens allowed at each position.
 

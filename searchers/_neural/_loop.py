@@ -183,7 +183,7 @@ class ControllerSearcher(ArchSearcher):
             key = self.space.key(arch)
         except InvalidArchitectureError:
             return None
-        if key in self.seen or key in self._candidate_keys:  # type: ignore[operator]
+        if key in self.seen or key in self._candidate_pos:
             return None  # not new, or tabulated and over max_cost
         return self.nearest_candidate(self.tokens_of(arch, full=True), full=True, exclude=taken)
 

@@ -97,14 +97,9 @@ def dropout(x: torch.Tensor, p: float, training: bool, gen: torch.Generator | No
 
 
 def sequence_of(space: Space, arch: Arch) -> list[int]:
-    """The controller's encoding of ``arch``.
-
-    ``space.to_full_sequence`` where the space has one (a fixed-length encoding with a real token
-    at every position that ``from_sequence`` accepts, such as NAS-Bench-101's padded 7-vertex
-    layout, so that a decoder never has to stop early), else ``space.to_sequence``.
-    """
-    full = getattr(space, "to_full_sequence", None)
-    return full(arch) if full is not None else space.to_sequence(arch)
+    """The controller's encoding of ``arch``: ``space.to_full_sequence`` (a decoder never has to
+    stop early)."""
+    return space.to_full_sequence(arch)
 
 
 def encode_archs(space: Space, archs: Sequence[Arch], device: torch.device | None = None) -> torch.Tensor:
