@@ -153,7 +153,7 @@ def searches(monkeypatch):
     """``compare`` up to the search itself: each run is recorded as (config, restore) instead of started."""
     runs = []
 
-    def record(config, out, restore, progress, verbose, bench=None):
+    def record(config, out, restore, progress, verbose, bench=None, root=None):
         runs.append((config, restore))
         (out / "summary.md").write_text("(no search in this test)\n")
         return out / "results.parquet"
