@@ -81,7 +81,7 @@ def test_paths_are_sampled_uniformly():
     assert np.abs(counts / 3000 - 0.2).max() < 0.03  # 3000 draws: sd of a share 0.0073
 
 
-def test_training_learns_and_resumes_exactly(trained, splits, tmp_path):
+def test_training_learns_and_resumes_exactly(trained, splits, tmp_path, one_thread):
     state, curve = trained
     assert [m["epoch"] for m in curve] == [1, 2, 3, 4]
     assert curve[-1]["train_loss"] < curve[0]["train_loss"] - 0.3
