@@ -456,7 +456,13 @@ def resume(out: str, quiet: bool) -> None:
     """Continue an interrupted `compare` or `run` in folder OUT (or storage URI, e.g. s3://bucket/x)."""
     from raynas.runner._compare import resume as resume_compare
 
-    if _kind(out) == "train-run":
+    kind = _kind(out)
+    if kind == "snas":
+        from raynas.runner._snas_run import resume_snas
+
+        click.echo(f"results: {resume_snas(out, progress=not quiet)}")
+        return
+    if kind == "train-run":
         from raynas.runner._train_run import resume_train
 
         path = resume_train(out, progress=not quiet)
@@ -541,6 +547,55 @@ def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -
     dim_list = [int(d) for d in dims.split(",")] if dims else None
     res = run_explain(target, dest, dims=dim_list, baselines=not no_baseline)
     click.echo(json.dumps(res, indent=2, default=str))
+
+
+@main.command()
+@click.option("--space", default="nasbench201", show_default=True, help="The cell space searched (nasbench201).")
+@click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
+@click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
+@click.option("--levels", default="mild,moderate,aggressive", show_default=True,
+              help="Resource-constraint levels (none, mild, moderate, aggressive) or explicit lambdas, comma-separated.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Searches per level (seeds 0, 1, ...).")
+@click.option("--epochs", type=int, default=50, show_default=True, help="Search epochs (the paper: 150 on CIFAR-10).")
+@click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
+@click.option("--set", "settings", multiple=True, metavar="OPTION=VALUE",
+              help="An SNAS setting, e.g. --set channels=8 --set arch_lr=0.01 (see raynas.trainables.snas.SNASConfig).")
+@click.option("--out", type=click.Path(), required=True, help="Output folder.")
+@click.option("--resume", is_flag=True, help="Continue the sweep already in --out.")
+@click.option("--quiet", is_flag=True)
+def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out, resume, quiet) -> None:
+    """SNAS searches (Gumbel-softmax supernet, resource constraint) per level and seed, in one Tune sweep.
+
+    Writes OUT/snas.parquet (level, lambda, seed, genotype, params, flops, search and child
+    validation accuracy) and OUT/genotypes/<level>_seed<seed>.json.
+
+    Example: raynas snas --dataset digits --levels none,mild,aggressive --seeds 2 --epochs 12
+    --set channels=8 --set cells_per_stage=1 --out snas-digits
+    """
+    import pyarrow.parquet as pq
+
+    from raynas.runner._snas_run import SNASRunConfig, run_snas
+
+    options = {"epochs": epochs, **{k: v for k, v in (_setting(s) for s in settings)}}
+    cfg = SNASRunConfig(space=space, dataset=dataset, data=data, levels=[x.strip() for x in levels.split(",") if x.strip()],
+                        seeds=seeds, image_size=image_size, options=options)
+    path = run_snas(cfg, out, resume=resume, progress=not quiet)
+    rows = pq.read_table(path).to_pylist()
+    click.echo(f"{'level':>10} {'seed':>4} {'params(M)':>9} {'flops(M)':>9} {'search':>7} {'child':>7}  genotype")
+    for r in rows:
+        if r["error"]:
+            click.echo(f"{r['level']:>10} {r['seed']:>4}  failed: {r['error']}")
+            continue
+        click.echo(f"{r['level']:>10} {r['seed']:>4} {r['params']:>9.4f} {r['flops']:>9.3f} "
+                   f"{r['search_val_accuracy']:>7.2f} {r['child_val_accuracy']:>7.2f}  {r['genotype']}")
+    click.echo(f"results: {path}")
+
+
+def _setting(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise click.BadParameter(f"{text!r} is not OPTION=VALUE", param_hint="--set")
+    return name.strip(), _value(raw)
 
 
 if __name__ == "__main__":  # pragma: no cover
