@@ -166,3 +166,19 @@ def test_tune_trainable_checkpoints_every_epoch(ray_session, splits, tmp_path):
     assert state["epoch"] == 2
     for name, tensor in direct["model"].items():
         assert torch.equal(tensor, state["model"][name]), name
+
+
+def test_enas_trains_shared_weights_through_its_evaluator(splits, one_thread):
+    """ENAS's alternation: the controller (a searcher) proposes, each proposal trains the shared
+    weights a little (the evaluator), the reward is a validation minibatch; the weights learn."""
+    from raynas.trainables.supernet import SharedWeightsEvaluator
+
+    def study():
+        ev = SharedWeightsEvaluator(splits, SupernetConfig(**SMALL, train=RECIPE), train_steps=5)
+        _, st = run_study(StudySpec("enas", 0, "val_accuracy", "max", 40), ev)
+        return ev, [r["val_accuracy"] for r in st.rows]
+
+    ev, rewards = study()
+    assert ev.steps == 40 * 5 and len(rewards) == 40
+    assert np.mean(rewards[-10:]) > np.mean(rewards[:10]) + 5
+    assert study()[1] == rewards  # seeded: the same run again

@@ -343,6 +343,98 @@ class SupernetEvaluator:
                 f"{self.state['epoch']} epochs on {self.state.get('dataset')})")
 
 
+class SharedWeightsEvaluator:
+    """ENAS's shared weights as an evaluator: each cell trains them a little, then is scored.
+
+    ENAS alternates training the shared weights on cells its controller samples with training
+    the controller on those cells' validation accuracy. Here the controller is a searcher
+    (``enas``) and this evaluator holds the weights: evaluating a cell first trains its path of
+    the supernet for ``train_steps`` minibatches (SGD with the recipe of ``config.train``, the
+    minibatches in a seeded order that runs through the training set epoch after epoch), then
+    returns its accuracy on the next validation minibatch of ``reward_batch`` images, with
+    batch statistics, as ENAS's reward. So the weights learn from the cells the controller
+    proposes, and the controller from the weights' verdict.
+
+    It changes with every evaluation, so evaluations happen one at a time in the order given (a
+    study on the simulated backend); its weights are not part of a study's checkpoint.
+
+    Args:
+        splits: The data.
+        config: The supernet and its recipe (``train.epochs`` is not used).
+        train_steps: Minibatches each evaluated cell trains the shared weights on.
+        reward_batch: Validation images per reward.
+    """
+
+    partial = False
+    cost_metrics = ("params", "flops")
+    metrics = ("val_accuracy", "params", "flops")
+
+    def __init__(self, splits: Splits, config: SupernetConfig | None = None, train_steps: int = 10,
+                 reward_batch: int = 128):
+        check_positive("train_steps", train_steps)
+        check_positive("reward_batch", reward_batch)
+        self.cfg = config or SupernetConfig()
+        self.splits, self.train_steps, self.reward_batch = splits, int(train_steps), int(reward_batch)
+        self.space = get_space(self.cfg.space)
+        self.model = self.cfg.build(splits.num_classes, splits.input_shape[0])
+        tc = self.cfg.train
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=tc.lr, momentum=tc.momentum,
+                                   weight_decay=tc.weight_decay, nesterov=tc.nesterov and tc.momentum > 0)
+        self.gen = torch.Generator().manual_seed(self.cfg.seed)
+        self._order, self._at, self._val_at = torch.zeros(0, dtype=torch.long), 0, 0
+        self.steps = 0
+
+    def candidates(self) -> list[Arch] | None:
+        return None
+
+    def _next_batch(self) -> torch.Tensor:
+        n = len(self.splits.train)  # type: ignore[arg-type]
+        bs = self.cfg.train.batch_size
+        if self._at + bs > len(self._order):
+            self._order, self._at = torch.randperm(n, generator=self.gen), 0
+        idx = self._order[self._at:self._at + bs]
+        self._at += bs
+        return idx
+
+    def evaluate(self, arch: Arch, hparams: dict[str, Any] | None = None, fidelity: int | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+        self.space.validate(arch)
+        path = path_of(arch)
+        x_all, y_all = self.splits.train.tensors  # type: ignore[attr-defined]
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.cfg.train.label_smoothing)
+        self.model.train()
+        for _ in range(self.train_steps):
+            idx = self._next_batch()
+            x = prepare_batch(x_all[idx], self.splits, train=True, generator=self.gen)
+            loss = loss_fn(self.model(x, path), y_all[idx])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.train.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.opt.step()
+            self.steps += 1
+        x_val, y_val = self.splits.val.tensors  # type: ignore[attr-defined]
+        if self._val_at >= len(y_val):
+            self._val_at = 0
+        sl = slice(self._val_at, self._val_at + self.reward_batch)
+        self._val_at += self.reward_batch
+        with torch.no_grad():
+            pred = self.model(prepare_batch(x_val[sl], self.splits, train=False), path).argmax(1)
+        acc = 100.0 * float((pred == y_val[sl]).float().mean())
+        return {"key": self.space.key(arch), "val_accuracy": acc, **self.cost(arch)}
+
+    def cost(self, arch: Arch) -> dict[str, float]:
+        from raynas.trainables.networks import build_network, count_flops, count_params
+
+        with private_rng(0):
+            net = build_network(self.space, arch, self.splits.num_classes, **self.cfg.network_options())
+        side = self.splits.input_shape[-1]
+        return {"params": count_params(net) / 1e6, "flops": count_flops(net, (3, side, side), bias=True) / 1e6}
+
+    def eval_time(self, arch: Arch, fidelity: int | None = None) -> float | None:
+        return None
+
+
 def kendall_tau(supernet_acc: Sequence[float], standalone_acc: Sequence[float]) -> float:
     """Kendall's tau-b between the supernet's and the stand-alone accuracies of the same cells.
 
