@@ -182,3 +182,26 @@ def test_enas_trains_shared_weights_through_its_evaluator(splits, one_thread):
     assert ev.steps == 40 * 5 and len(rewards) == 40
     assert np.mean(rewards[-10:]) > np.mean(rewards[:10]) + 5
     assert study()[1] == rewards  # seeded: the same run again
+
+
+def test_macro_supernet_trains_and_scores_cells(splits, one_thread):
+    """SPOS on NAS-Bench-Macro: a chain of choice blocks (the setting of the SPOS paper itself)."""
+    from raynas.trainables.networks import build_network, count_params
+
+    cfg = SupernetConfig(space="nasbench_macro", channels=8, network={"head_channels": 32}, train=RECIPE)
+    state, curve = train_supernet(splits, cfg)
+    assert state["config"]["network"] == {"init_channels": 8, "head_channels": 32}
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"]
+    ev = SupernetEvaluator(state, splits)
+    space = get_space("nasbench_macro")
+    archs = [space.sample(np.random.default_rng(s)) for s in range(6)]
+    scores = [ev.evaluate(a)["val_accuracy"] for a in archs]
+    assert scores == [ev.evaluate(a)["val_accuracy"] for a in archs] and max(scores) > 20
+    net = build_network(space, archs[0], 10, init_channels=8, head_channels=32)
+    assert ev.cost(archs[0])["params"] == pytest.approx(count_params(net) / 1e6)
+    _, st = run_study(StudySpec("evolution", 0, "val_accuracy", "max", 8), ev)
+    assert len(st.rows) == 8
+    with pytest.raises(ValueError, match="cells_per_stage is a NAS-Bench-201 setting"):
+        SupernetConfig(space="nasbench_macro", cells_per_stage=1)
+    with pytest.raises(ValueError, match="no supernet for space 'darts'"):
+        SupernetConfig(space="darts")
