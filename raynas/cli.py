@@ -457,6 +457,15 @@ def resume(out: str, quiet: bool) -> None:
     from raynas.runner._compare import resume as resume_compare
 
     kind = _kind(out)
+    if kind in ("supernet-train", "supernet-search"):
+        from raynas.runner import _supernet_run as sr
+
+        if kind == "supernet-train":
+            click.echo(f"supernet: {sr._train(sr.load_train_run(out), Path(out).resolve(), not quiet)}")
+        else:
+            path = sr._search(sr.load_search_run(out), Path(out).resolve(), not quiet)
+            click.echo((path.parent / "summary.md").read_text())
+        return
     if kind == "snas":
         from raynas.runner._snas_run import resume_snas
 
@@ -588,6 +597,75 @@ def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out,
             continue
         click.echo(f"{r['level']:>10} {r['seed']:>4} {r['params']:>9.4f} {r['flops']:>9.3f} "
                    f"{r['search_val_accuracy']:>7.2f} {r['child_val_accuracy']:>7.2f}  {r['genotype']}")
+    click.echo(f"results: {path}")
+
+
+@main.group()
+def supernet() -> None:
+    """Weight sharing: train a supernet once (SPOS), then search it under several FLOPs limits."""
+
+
+@supernet.command("train")
+@click.option("--space", default="nasbench201", show_default=True, help="nasbench201 or nasbench_macro.")
+@click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
+@click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
+@click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.05, show_default=True, help="Initial SGD learning rate (cosine to 0).")
+@click.option("--channels", type=int, default=None, help="Stem channels (default: the benchmark network's).")
+@click.option("--cells-per-stage", type=int, default=None, help="NAS-Bench-201 only (default 5).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), required=True, help="Output folder (supernet.pt, supernet.json).")
+@click.option("--resume", is_flag=True, help="Continue the training already in --out.")
+@click.option("--quiet", is_flag=True)
+def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, channels, cells_per_stage, seed, out,
+                   resume, quiet) -> None:
+    """Train a one-shot supernet with uniform single-path sampling (SPOS), checkpointed every epoch.
+
+    Example: raynas supernet train --space nasbench201 --dataset digits --epochs 20 --channels 8
+    --cells-per-stage 1 --out sn-digits
+    """
+    from raynas.runner._supernet_run import SupernetTrainRun, train
+
+    cfg = SupernetTrainRun(space=space, dataset=dataset, data=data, image_size=image_size, epochs=epochs,
+                           batch_size=batch_size, lr=lr, channels=channels, cells_per_stage=cells_per_stage, seed=seed)
+    click.echo(f"supernet: {train(cfg, out, resume=resume, progress=not quiet)}")
+
+
+@supernet.command("search")
+@click.option("--supernet", "supernet_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The supernet.pt of `raynas supernet train`.")
+@click.option("--methods", required=True, help="Comma-separated strategies, e.g. dnas,evolution,random.")
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--budget", type=int, default=100, show_default=True, help="Cells scored per study.")
+@click.option("--max-flops", default="none", show_default=True,
+              help="Comma-separated FLOPs limits in MFLOPs of the stand-alone network (none: no limit); one "
+                   "study per method, seed and limit.")
+@click.option("--set", "settings", multiple=True, metavar="METHOD.OPTION=VALUE", help="A searcher option.")
+@click.option("--out", type=click.Path(), required=True, help="Output folder.")
+@click.option("--resume", is_flag=True, help="Continue the sweep already in --out.")
+@click.option("--quiet", is_flag=True)
+def supernet_search(supernet_file, methods, seeds, budget, max_flops, settings, out, resume, quiet) -> None:
+    """Search a trained supernet with several methods under several FLOPs limits, training nothing new.
+
+    Example: raynas supernet search --supernet sn-digits/supernet.pt --methods evolution,random
+    --seeds 3 --budget 50 --max-flops none,0.2,0.1 --out sn-search
+    """
+    from raynas.runner._supernet_run import SupernetSearchRun, search
+
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    limits = []
+    for item in max_flops.split(","):
+        item = item.strip().lower()
+        try:
+            limits.append(None if item in ("none", "") else float(item))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is neither a number nor none", param_hint="--max-flops") from None
+    cfg = SupernetSearchRun(supernet=supernet_file, methods=method_list, seeds=seeds, budget=budget,
+                            max_flops=limits, options=parse_settings(settings, method_list))
+    path = search(cfg, out, resume=resume, progress=not quiet)
+    click.echo((path.parent / "summary.md").read_text())
     click.echo(f"results: {path}")
 
 

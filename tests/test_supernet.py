@@ -205,3 +205,37 @@ def test_macro_supernet_trains_and_scores_cells(splits, one_thread):
         SupernetConfig(space="nasbench_macro", cells_per_stage=1)
     with pytest.raises(ValueError, match="no supernet for space 'darts'"):
         SupernetConfig(space="darts")
+
+
+@pytest.mark.slow
+def test_raynas_supernet_train_then_search_under_flops_limits(ray_session, tmp_path):
+    """Train once, then search under several FLOPs limits in one sweep: every cell found keeps to
+    its study's limit, and a finished sweep resumed runs nothing again."""
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from raynas.cli import main
+
+    run = CliRunner()
+    res = run.invoke(main, ["supernet", "train", "--epochs", "2", "--channels", "8", "--cells-per-stage", "1",
+                            "--out", str(tmp_path / "sn"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert load_state_file(tmp_path / "sn" / "supernet.pt")["epoch"] == 2
+    args = ["supernet", "search", "--supernet", str(tmp_path / "sn" / "supernet.pt"), "--methods", "evolution,random",
+            "--seeds", "1", "--budget", "8", "--max-flops", "none,0.15", "--out", str(tmp_path / "search"), "--quiet"]
+    res = run.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "search" / "results.parquet").to_pylist()
+    assert len(rows) == 2 * 2 * 8 and not any(r["error"] for r in rows)
+    limited = [r for r in rows if r["max_flops"] == 0.15]
+    assert len(limited) == 16 and all(r["flops"] <= 0.15 for r in limited)
+    assert "| 0.15 | evolution |" in res.output
+    again = run.invoke(main, ["resume", str(tmp_path / "search"), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert pq.read_table(tmp_path / "search" / "results.parquet").to_pylist() == rows
+    bad = run.invoke(main, [*args[:-3], "--max-flops", "lots", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "'lots' is neither a number nor none" in bad.output and not (tmp_path / "x").exists()
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "supernet.pt").write_bytes((tmp_path / "sn" / "supernet.pt").read_bytes())
+    lone = run.invoke(main, [*args[:3], str(tmp_path / "lone" / "supernet.pt"), *args[4:-3], "--out", str(tmp_path / "y")])
+    assert lone.exit_code == 2 and "supernet.json is missing" in lone.output and not (tmp_path / "y").exists()
