@@ -431,23 +431,17 @@ def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -
 
 
 def write_report(out: Path, config: CompareConfig, evaluator: TabularEvaluator, metric: str) -> str:
-    """Write ``summary.md``, ``summary.csv`` and ``curves.png``; return the Markdown."""
+    """Write the report files (:func:`raynas.report.write_report`); return ``summary.md``'s text."""
     from raynas import report
 
-    mode = default_mode(metric)
     try:
         optimum = evaluator.optimum(metric, config.fidelity, config.max_cost or None)
     except RaynasError as exc:  # e.g. a fidelity the table lacks: every trial failed; report that
         warnings.warn(f"no optimum for the regret columns: {exc}", stacklevel=2)
         optimum = None
-    results = out / RESULTS_FILE
-    summaries = report.summarize(results, optimum, mode, methods=config.methods)
-    title = (f"# {config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
-             f"{config.seeds} seeds x {config.budget} queries"
-             + (f", limits {config.max_cost}" if config.max_cost else "") + "\n\n")
-    md = title + report.to_markdown(summaries, metric, optimum)
-    (out / "summary.md").write_text(md)
-    report.to_csv(summaries, out / "summary.csv")
-    time_label = "simulated time (s)" if config.backend == "sim" else "wall-clock time (s)"
-    report.plot_curves(results, out / "curves.png", metric, optimum, mode, time_label=time_label)
-    return md
+    heading = (f"{config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
+               f"{config.seeds} seeds x {config.budget} queries"
+               + (f", limits {config.max_cost}" if config.max_cost else ""))
+    return report.write_report(out, report.Experiment(
+        heading, metric, optimum, default_mode(metric), "sim" if config.backend == "sim" else "wall",
+        config.methods, config.benchmark, config.dataset, dict(config.max_cost), config.workers))
