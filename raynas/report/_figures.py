@@ -171,7 +171,11 @@ def plot_final(results: str | Path, path: str | Path, fig: Figure) -> Path:
     figure, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     shown = [m for m in methods if len(values[m])]
     if shown:
-        box = ax1.boxplot([values[m] for m in shown], vert=False, patch_artist=True, widths=0.6)
+        import matplotlib
+
+        horizontal = ({"orientation": "horizontal"} if tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
+                      >= (3, 10) else {"vert": False})
+        box = ax1.boxplot([values[m] for m in shown], patch_artist=True, widths=0.6, **horizontal)
         ax1.set_yticks(range(1, len(shown) + 1), shown)
         for patch, m in zip(box["boxes"], shown):
             patch.set_facecolor(colors[m])
@@ -225,7 +229,8 @@ def plot_costs(results: str | Path, path: str | Path, fig: Figure, cost: str) ->
         sel = ok & (meth == m)
         ax.scatter(c[sel], v[sel], s=10, alpha=0.5, color=colors[m], label=m)
     front = pareto_front(c[ok], v[ok], fig.mode)
-    ax.step(c[ok][front], v[ok][front], where="post", color="k", lw=1.2, label="Pareto front of all evaluated cells")
+    fx, fy = c[ok][front], v[ok][front]
+    ax.step(np.append(fx, c[ok].max()), np.append(fy, fy[-1]), where="post", color="k", lw=1.2, label="Pareto front of all evaluated cells")
     limit = fig.max_cost.get(cost)
     if limit is not None:
         ax.axvline(limit, color="r", ls="--", lw=1.2, label=f"limit: {cost} <= {limit:g}")
