@@ -71,15 +71,54 @@ def benchmarks(data: str | None) -> None:
 
 
 @main.command()
-def searchers() -> None:
-    """List the search strategies with their options and defaults."""
-    from raynas.searchers import describe, searcher_names, searcher_option_types, searcher_options
+@click.argument("method", required=False)
+def searchers(method: str | None) -> None:
+    """List the search strategies (or only METHOD) with every option.
 
-    for name in searcher_names():
+    Each option shows its type, our default and what it does and, below it, the value the
+    method's paper uses where the paper gives one. Set an option with --set METHOD.OPTION=VALUE
+    on `compare` or `run`.
+
+    \b
+    Example:
+      raynas searchers evolution
+      raynas compare --benchmark nasbench_graph --methods evolution,random --set evolution.sample_size=5 --out runs/x
+    """
+    from raynas.searchers import (
+        describe,
+        searcher_names,
+        searcher_option_help,
+        searcher_option_types,
+        searcher_options,
+    )
+
+    names = searcher_names()
+    if method is not None and method not in names:
+        from raynas._errors import UnknownNameError
+
+        raise UnknownNameError("method", method, names)
+    click.echo("Set an option with --set METHOD.OPTION=VALUE. Per option: name, type = our default, what it "
+               "does;\n'paper:' the value of the method's paper or reference code, where it gives one.\n")
+    for name in [method] if method else names:
         click.echo(f"{name:10} {describe(name)}")
-        types = searcher_option_types(name)
-        for opt, default in searcher_options(name).items():
-            click.echo(f"{'':12}{opt} = {default!r}  ({types[opt]})")
+        types, helps = searcher_option_types(name), searcher_option_help(name)
+        options = searcher_options(name)
+        if not options:
+            click.echo(f"{'':12}(no options)")
+        width = max((len(o) for o in options), default=0)
+        heads = {o: f"{o:{width}}  {types[o]} = {_show_default(d)}" for o, d in options.items()}
+        room = max((len(h) for h in heads.values()), default=0)
+        for opt, head in heads.items():
+            text, paper = helps[opt]
+            click.echo(f"{'':2}{head:{room}}  {text}")
+            if paper:
+                click.echo(f"{'':2}{'':{room}}  paper: {paper}")
+        click.echo("")
+
+
+def _show_default(value) -> str:
+    """A default as it is typed on the command line (JSON: null, true, 0.001)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 # ---------------------------------------------------------------------------- data
@@ -285,7 +324,8 @@ def _print_summary(out: Path) -> None:
     click.echo("")
     click.echo((out / "summary.md").read_text())
     click.echo(f"results: {out / 'results.parquet'}\nsummary: {out / 'summary.md'}, "
-               f"{out / 'summary.csv'}\nplot:    {out / 'curves.png'}")
+               f"{out / 'summary.csv'}\nplots:   {out / 'curves.png'}, {out / 'final.png'}\n"
+               f"report:  {out / 'report.html'} (self-contained), {out / 'report.md'}")
 
 
 def _train_options(f):
@@ -488,8 +528,16 @@ def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
-def report(out: str) -> None:
-    """Rewrite the summary tables and plots of an experiment folder."""
+@click.option("--explain", "explain_dnas", is_flag=True,
+              help="Also explain the DNAS study with the best final value (latent traversals and factors, "
+                   "as `raynas explain --no-baseline`; about 20 s) and include its figures.")
+def report(out: str, explain_dnas: bool) -> None:
+    """Write the report of experiment folder OUT: report.md, report.html, figures and summary tables.
+
+    \b
+    Example:
+      raynas report raynas-demo && xdg-open raynas-demo/report.html
+    """
     from raynas.benchmarks import load
     from raynas.runner._compare import RESULTS_FILE, load_config, resolve_metric, write_report
     from raynas.runner._train_run import load_train_config, write_train_report
@@ -500,11 +548,40 @@ def report(out: str) -> None:
     if not (outp / RESULTS_FILE).exists():
         raise RaynasError(f"{out} holds an experiment without results yet; `raynas resume {out}` runs it")
     if train:
+        if explain_dnas:
+            _explain_best_dnas(outp, "max")
         write_train_report(outp, cfg)
     else:
+        from raynas.benchmarks import default_mode
+
         bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
-        write_report(outp, cfg, bench, resolve_metric(bench, cfg.metric))
+        metric = resolve_metric(bench, cfg.metric)
+        if explain_dnas:
+            _explain_best_dnas(outp, default_mode(metric))
+        write_report(outp, cfg, bench, metric)
     _print_summary(outp)
+
+
+def _explain_best_dnas(out: Path, mode: str) -> None:
+    """``raynas explain`` (no beta = 0 baseline) of the DNAS study with the best final value, into OUT/explain."""
+    import pyarrow.parquet as pq
+
+    from raynas.report import final_values
+    from raynas.runner._compare import RESULTS_FILE, STUDIES_DIR
+    from raynas.searchers.dnas import explain as run_explain
+
+    table = pq.read_table(out / RESULTS_FILE)
+    finals = final_values(table, ["dnas"])["dnas"]
+    seeds = sorted(set(s for m, s in zip(table.column("method").to_pylist(), table.column("seed").to_pylist())
+                       if m == "dnas"))
+    if not seeds or not (finals == finals).any():
+        raise RaynasError(f"{out} holds no successful DNAS study to explain")
+    import numpy as np
+
+    seed = seeds[int(np.nanargmax(finals) if mode == "max" else np.nanargmin(finals))]
+    study = out / STUDIES_DIR / f"dnas_seed{seed}"
+    click.echo(f"explaining {study} ...")
+    run_explain(study, out / "explain" / study.name, baselines=False)
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -52,8 +53,33 @@ def test_benchmarks_say_where_data_is(cli, tmp_path, monkeypatch):
 
 def test_searchers_list_options(cli):
     res = cli("searchers")
-    assert "evolution" in res.output and "population_size = 10" in res.output
+    assert "evolution" in res.output and "population_size  int = 10" in res.output
     assert "tpe" in res.output
+    assert "= None" not in res.output and "config" not in res.output.split("\n\n", 1)[1]
+
+
+def test_every_searcher_option_has_a_description_a_type_and_its_paper_value_where_one_exists(cli):
+    from raynas.searchers import (
+        searcher_names,
+        searcher_option_help,
+        searcher_option_types,
+        searcher_options,
+    )
+
+    for name in searcher_names():
+        res = cli("searchers", name)
+        assert res.exit_code == 0 and res.output.count("\n") > 2
+        helps, types = searcher_option_help(name), searcher_option_types(name)
+        for option in searcher_options(name):
+            text, paper = helps[option]
+            assert text and "\n" not in text, (name, option)
+            line = next(li for li in res.output.splitlines() if li.strip().startswith(f"{option} "))
+            assert f"{types[option]} = " in line and line.rstrip().endswith(text)
+            if paper:
+                assert f"paper: {paper}" in res.output
+    dnas = cli("searchers", "dnas").output
+    assert "paper: 0.8 (Zheng et al.)" in dnas and re.search(r"latent_size +int or null = null +latent dim", dnas)
+    assert "evolution" not in dnas
 
 
 def test_data_convert_and_info(cli, macro_excerpt, tmp_path):

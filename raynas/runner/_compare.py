@@ -313,6 +313,7 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     from ray import tune
 
     from raynas.runner._progress import StudyProgress
+    from raynas.runner._study import trial_dirname
 
     if restore and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
         raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
@@ -345,7 +346,7 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
             # Seed by seed, every method in turn: the first seeds of all methods finish first, and
             # slow methods (neural controllers) are spread over the run instead of all at its end.
             param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},
-            tune_config=tune.TuneConfig(reuse_actors=True),
+            tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=trial_dirname),
             run_config=run_config,
         )
     grid = tuner.fit()
