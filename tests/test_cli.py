@@ -144,22 +144,41 @@ def test_convert_nasbench101_then_load_by_name(cli, tmp_path, monkeypatch):
     assert info["source"].endswith("nasbench101.parquet")
 
 
-def test_demo_compares_dnas_with_the_baselines(cli, ray_session, tmp_path):
+def test_demo_writes_a_small_report_with_short_folder_names(cli, ray_session, tmp_path):
     import pyarrow.parquet as pq
 
     from raynas.cli import DEMO_METHODS
 
     out = tmp_path / "demo"
-    res = cli("demo", "--out", out, "--seeds", 1, "--budget", 22, "--quiet")
+    res = cli("demo", "--out", out, "--seeds", 2, "--budget", 12, "--quiet")
     assert res.exit_code == 0, res.output
-    assert "nasbench_graph / cora" in res.output
+    assert "nasbench_graph / arxiv" in res.output and "What you are looking at" in res.output
     table = pq.read_table(out / "results.parquet").to_pydict()
     for method in DEMO_METHODS:
-        queries = sorted(q for m, q in zip(table["method"], table["query"]) if m == method)
-        assert queries == list(range(22)), method
+        for seed in (0, 1):
+            queries = sorted(q for m, s, q in zip(table["method"], table["seed"], table["query"])
+                             if m == method and s == seed)
+            assert queries == list(range(12)), method
         assert f"| {method} |" in res.output
     assert not any(table["error"])
-    assert (out / "curves.png").stat().st_size > 0
+    for name in ("curves.png", "final.png", "report.md", "report.html", "summary.md", "summary.csv"):
+        assert (out / name).stat().st_size > 0, name
+    trial_dirs = [p.name for p in (out / "tune").iterdir() if p.is_dir()]
+    assert sorted(trial_dirs) == sorted(f"{m}_seed{s}" for m in DEMO_METHODS for s in (0, 1))
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2_000_000
+
+
+@pytest.mark.slow
+def test_the_default_demo_shows_a_significant_difference(cli, ray_session, tmp_path):
+    import time
+
+    start = time.perf_counter()
+    res = cli("demo", "--out", tmp_path / "demo", "--quiet")
+    assert res.exit_code == 0, res.output
+    # 20 seeds x 50 queries on ogbn-arxiv: random search is worse than local search beyond chance
+    assert re.search(r"\| random \| 20 vs 20 \| -0\.\d+ \| [\d.]+ \| < 0\.001 \| worse \(p < 0\.05\) \|", res.output)
+    assert "the classic method with the best mean final" in res.output and "| local | 20 |" in res.output
+    assert time.perf_counter() - start < 180  # about 35 s on 2 busy cores
 
 
 def test_set_parses_searcher_options_as_json():
