@@ -21,8 +21,32 @@ DEMO_SEEDS = 20
 DEMO_BUDGET = 50
 
 
-class _Group(click.Group):
+class _ExampleLast:
+    """Move the ``Example(s):`` block that ends a command's docstring after its options (the epilog)."""
+
+    def __init__(self, *args, **kwargs):
+        import inspect
+
+        text = kwargs.get("help")
+        if text and kwargs.get("epilog") is None:
+            text = inspect.cleandoc(text)
+            for mark in ("\b\nExamples:", "\b\nExample:"):
+                head, found, tail = text.partition(mark)
+                if found:
+                    kwargs["help"], kwargs["epilog"] = head.rstrip(), mark + tail
+                    break
+        super().__init__(*args, **kwargs)
+
+
+class _Command(_ExampleLast, click.Command):
+    pass
+
+
+class _Group(_ExampleLast, click.Group):
     """Turn raynas errors into one clear line and exit code 2, without a traceback."""
+
+    command_class = _Command
+    group_class = type  # subgroups (data, cluster) are _Group too
 
     def invoke(self, ctx):
         try:
@@ -37,7 +61,18 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="raynas")
 def main() -> None:
-    """raynas: neural-architecture search at cluster scale on Ray Tune."""
+    """raynas: neural-architecture search at cluster scale on Ray Tune.
+
+    Start with `raynas demo` (about 30 s, no data to download), then open raynas-demo/report.html.
+
+    \b
+    Examples:
+      raynas demo
+      raynas searchers dnas
+      raynas compare --benchmark nasbench_graph --dataset cora --methods dnas,evolution,random \\
+          --seeds 10 --budget 100 --out runs/cora
+      raynas report runs/cora
+    """
     import warnings
 
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -46,9 +81,20 @@ def main() -> None:
 # ---------------------------------------------------------------------------- listings
 @main.command()
 def spaces() -> None:
-    """List the search spaces."""
+    """List the search spaces with their sizes.
+
+    Columns: encodings, the architectures the space can write down; cells, the distinct ones
+    once isomorphic graphs are merged (- when not counted); seq, the length of the token sequence
+    the neural controllers read and write; vocab, the number of distinct tokens.
+
+    \b
+    Example:
+      raynas spaces
+    """
     from raynas.spaces import get_space, space_names
 
+    click.echo("encodings: architectures the space can write down; cells: distinct ones up to isomorphism;\n"
+               "seq: tokens per architecture in the controllers' encoding; vocab: distinct tokens.\n")
     click.echo(f"{'space':16} {'encodings':>22} {'cells':>10} {'seq':>4} {'vocab':>5}")
     for name in space_names():
         try:
@@ -64,7 +110,12 @@ def spaces() -> None:
 @main.command()
 @click.option("--data", type=click.Path(), help="A data file or folder to look in as well.")
 def benchmarks(data: str | None) -> None:
-    """List the tabular benchmarks and where their data was found."""
+    """List the tabular benchmarks and where their data was found.
+
+    \b
+    Example:
+      raynas benchmarks --data ../shared/data
+    """
     from raynas.benchmarks import BENCHMARKS, find
 
     for spec in BENCHMARKS.values():
@@ -130,16 +181,26 @@ def _show_default(value) -> str:
 # ---------------------------------------------------------------------------- data
 @main.group()
 def data() -> None:
-    """Convert, import and inspect benchmark data."""
+    """Convert, import and inspect benchmark data.
+
+    \b
+    Example:
+      raynas data info nasbench_graph --dataset cora
+    """
 
 
 @data.command("convert")
 @click.argument("benchmark")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dataset", default=None)
+@click.option("--dataset", default=None, help="Dataset of the benchmark (default: its first; see `raynas benchmarks`).")
 @click.option("--out", type=click.Path(), default=None, help="Parquet file to write (default: user data folder).")
 def data_convert(benchmark: str, file: str, dataset: str | None, out: str | None) -> None:
-    """Convert an official benchmark FILE to Parquet once, for fast loading."""
+    """Convert an official benchmark FILE to Parquet once, for fast loading.
+
+    \b
+    Example:
+      raynas data convert nasbench201 ../shared/data/nasbench201/nats_bench.csv
+    """
     from raynas.benchmarks import check_dataset, get_spec, load, user_data_dir
     from raynas.runner._output import check_output_file
 
@@ -156,10 +217,15 @@ def data_convert(benchmark: str, file: str, dataset: str | None, out: str | None
 @click.option("--space", required=True, help="Search space of the architectures.")
 @click.option("--arch-column", required=True, help="Column with architectures in the space's notation.")
 @click.option("--metric", "metrics", multiple=True, required=True, help="NAME=COLUMN, e.g. val_accuracy=acc.")
-@click.option("--dataset", default=None)
+@click.option("--dataset", default=None, help="Name of the dataset the measurements are on.")
 @click.option("--out", type=click.Path(), default=None, help="Parquet file to write.")
 def data_import(file: str, space: str, arch_column: str, metrics: tuple[str, ...], dataset, out) -> None:
-    """Turn your own measurements (CSV or Parquet) into a benchmark."""
+    """Turn your own measurements (CSV or Parquet) into a benchmark.
+
+    \b
+    Example:
+      raynas data import mine.csv --space nasbench201 --arch-column arch --metric val_accuracy=acc
+    """
     from raynas.benchmarks import user_data_dir
     from raynas.benchmarks._import import import_table
     from raynas.runner._output import check_output_file
@@ -187,10 +253,15 @@ def _write_table(bench, dest: Path) -> None:
 
 @data.command("info")
 @click.argument("target")
-@click.option("--data", type=click.Path(), default=None)
-@click.option("--dataset", default=None)
+@click.option("--data", type=click.Path(), default=None, help="A data file or folder to look in as well.")
+@click.option("--dataset", default=None, help="Dataset of the benchmark (default: its first).")
 def data_info(target: str, data: str | None, dataset: str | None) -> None:
-    """Describe a benchmark (by name) or a raynas Parquet file."""
+    """Describe a benchmark (by name) or a raynas Parquet file: cells, metrics, optima.
+
+    \b
+    Example:
+      raynas data info nasbench_graph --dataset arxiv
+    """
     from raynas.benchmarks import TabularBenchmark, load
 
     if os.path.isfile(target):
@@ -206,13 +277,23 @@ def data_info(target: str, data: str | None, dataset: str | None) -> None:
 # ---------------------------------------------------------------------------- cluster
 @main.group()
 def cluster() -> None:
-    """Check a Ray cluster file before `ray up`."""
+    """Check a Ray cluster file before `ray up`.
+
+    \b
+    Example:
+      raynas cluster check cluster.yaml
+    """
 
 
 @cluster.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def cluster_check(file: str) -> None:
-    """Validate FILE with Ray's own checks, then flag insecure settings (exit 1 on an error)."""
+    """Validate FILE with Ray's own checks, then flag insecure settings (exit 1 on an error).
+
+    \b
+    Example:
+      raynas cluster check cluster.yaml
+    """
     from raynas._cluster import ERROR, check_file
 
     findings = check_file(file)
@@ -229,7 +310,10 @@ def _common_options(f, benchmark_required: bool = True):
     options = [
         click.option("--benchmark", required=benchmark_required,
                      help="Benchmark name (see `raynas benchmarks`)."),
-        click.option("--dataset", default=None),
+        click.option("--dataset", default=None,
+                     help="Dataset of the benchmark, e.g. cora or arxiv for nasbench_graph, cifar100 for "
+                          "nasbench201 (default: the benchmark's first; `raynas benchmarks` lists them). With "
+                          "--trainable train: digits or cifar10."),
         click.option("--data", type=click.Path(), default=None, help="Benchmark data file or folder."),
         click.option("--metric", default=None, help="Objective (default val_accuracy, else test_accuracy)."),
         click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..K-1 per method."),
@@ -240,9 +324,15 @@ def _common_options(f, benchmark_required: bool = True):
                           "a number, requested even where the cluster has no GPU yet (an autoscaling "
                           "cluster launches GPU nodes for it), or auto: one GPU when the cluster has GPUs "
                           "at the start, else none."),
-        click.option("--max-flops", type=float, default=None),
-        click.option("--max-params", type=float, default=None),
-        click.option("--max-latency", type=float, default=None),
+        click.option("--max-flops", type=float, default=None,
+                     help="Only cells with at most this many FLOPs, in the table's unit (NAS-Bench-Macro: "
+                          "FLOPs, e.g. 2e7; `raynas data info` shows the range)."),
+        click.option("--max-params", type=float, default=None,
+                     help="Only cells with at most this many parameters, in the table's unit (NAS-Bench-Graph "
+                          "and NAS-Bench-201: millions, e.g. 0.8)."),
+        click.option("--max-latency", type=float, default=None,
+                     help="Only cells with at most this latency, in the table's unit (NAS-Bench-Graph: "
+                          "seconds of inference, e.g. 0.003)."),
         click.option("--set", "settings", multiple=True, metavar="METHOD.OPTION=VALUE",
                      help="A searcher option, e.g. --set dnas.eps_dense=0.05 (repeatable; "
                           "`raynas searchers` lists the options)."),
@@ -342,8 +432,10 @@ def _train_options(f):
         click.option("--space", default=None, help="With --trainable train: the search space (see `raynas spaces`)."),
         click.option("--epochs", type=int, default=12, show_default=True,
                      help="With --trainable train: epochs per network (the fidelity of --scheduler)."),
-        click.option("--batch-size", type=int, default=256, show_default=True, help="With --trainable train."),
-        click.option("--lr", type=float, default=0.1, show_default=True, help="With --trainable train."),
+        click.option("--batch-size", type=int, default=256, show_default=True,
+                     help="With --trainable train: images per SGD step."),
+        click.option("--lr", type=float, default=0.1, show_default=True,
+                     help="With --trainable train: initial SGD learning rate (cosine schedule)."),
         click.option("--hparams", default=None, metavar="NAME=FUNC(ARGS),...",
                      help="With --trainable train: training hyperparameters searched with the cell by TPE, "
                           "e.g. 'lr=loguniform(1e-3,0.2),batch_size=choice(64,128)'."),
@@ -353,7 +445,8 @@ def _train_options(f):
                      help="With --trainable train: a network option, e.g. --network channels=8 (repeatable)."),
         click.option("--image-size", type=int, default=8, show_default=True,
                      help="With --trainable train on digits: image side (8 native; 32 upsamples to CIFAR's size)."),
-        click.option("--cpus-per-trial", type=float, default=1.0, show_default=True),
+        click.option("--cpus-per-trial", type=float, default=1.0, show_default=True,
+                     help="CPUs of each Tune trial (a query with --backend tune, a network with --trainable train)."),
         click.option("--gpus-per-trial", default="auto", show_default=True,
                      help="A number, or auto: a share of a GPU per trial when the cluster has GPUs "
                           "(1/4 for NAS-Bench-201 and Macro networks, 1 for NAS-Bench-101 and DARTS), else 0."),
@@ -387,7 +480,15 @@ _BACKEND = click.option(
 @partial(_common_options, benchmark_required=False)
 @click.pass_context
 def compare(ctx, methods: str, backend: str, **kw) -> None:
-    """Run several strategies over many seeds in parallel as one Ray Tune experiment."""
+    """Run several strategies over many seeds in parallel as one Ray Tune experiment.
+
+    Writes OUT/results.parquet and the report (report.html, report.md, figures, summary tables).
+
+    \b
+    Example:
+      raynas compare --benchmark nasbench_graph --dataset cora --methods dnas,evolution,random \\
+          --seeds 10 --budget 100 --max-params 0.8 --out runs/cora
+    """
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     train = _pop_train(kw)
     if train.pop("trainable") == "train":
@@ -429,7 +530,13 @@ def _refuse_train_only(ctx, train: dict, backend: str) -> None:
 @partial(_common_options, benchmark_required=False)
 @click.pass_context
 def run(ctx, method: str, backend: str, **kw) -> None:
-    """Run one strategy (seeds 0..K-1) on a benchmark, or train the networks it proposes."""
+    """Run one strategy (seeds 0..K-1) on a benchmark, or train the networks it proposes.
+
+    \b
+    Examples:
+      raynas run --method evolution --benchmark nasbench_graph --seeds 3 --out runs/evo
+      raynas run --method random --trainable train --space nasbench201 --budget 8 --epochs 2 --out runs/train
+    """
     train = _pop_train(kw)
     if train.pop("trainable") == "train":
         if not _given(ctx, "seeds"):
@@ -489,9 +596,14 @@ def _run_train(ctx, methods: list[str], train: dict, kw: dict) -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume(out: str, quiet: bool) -> None:
-    """Continue an interrupted `compare` or `run` in folder OUT."""
+    """Continue an interrupted `compare` or `run` in folder OUT.
+
+    \b
+    Example:
+      raynas resume runs/cora
+    """
     from raynas.runner._compare import resume as resume_compare
 
     if _kind(out) == "train-run":
@@ -616,11 +728,19 @@ def _explain_best_dnas(out: Path, mode: str) -> None:
 @main.command()
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(), default=None, help="Folder for the figures (default: TARGET/explain).")
-@click.option("--dims", default=None, help="Comma-separated latent dimensions to traverse.")
+@click.option("--dims", default=None, help="Comma-separated latent dimensions to traverse (default: the 8 most "
+                                          "active).")
 @click.option("--no-baseline", is_flag=True,
               help="Skip retraining the beta = 0 autoencoder baseline (the rotated-code baseline is always scored).")
 def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -> None:
-    """Latent traversals, factor plots and a disentanglement score for a DNAS study."""
+    """Latent traversals, factor plots and a disentanglement score for a DNAS study.
+
+    TARGET is an experiment folder (every DNAS study in it), a study folder or a searcher.pt.
+
+    \b
+    Example:
+      raynas explain runs/cora/studies/dnas_seed0
+    """
     from raynas.runner._output import check_output_folder
     from raynas.searchers.dnas import explain as run_explain
 

@@ -422,3 +422,38 @@ def test_tuple_options_take_json_lists_checked_item_by_item():
         build_config(Widths, "net", {"widths": [4, "x"]})
     with pytest.raises(OptionError, match=r"box of net must be of type tuple of \(float, float\) or null, got \[1\]"):
         build_config(Widths, "net", {"box": [1]})
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_every_command_help_ends_with_an_example_and_every_option_is_described(cli):
+    import click
+
+    for path, cmd in [((), main), *_commands(main)]:
+        res = cli(*path, "--help")
+        assert res.exit_code == 0
+        tail = res.output.rstrip().split("\n\n")[-1].lstrip()
+        assert tail.startswith(("Example:", "Examples:")), (path, tail)
+        assert f"raynas {' '.join(path)}".rstrip() in tail, path
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, (path, param.name)
+    top = cli("--help").output
+    assert "raynas demo" in top and "Start with `raynas demo`" in top
+    helps = {p.name: p.help for p in main.commands["compare"].params}
+    for option in ("max_flops", "max_params", "max_latency"):
+        assert "in the table's unit" in helps[option] and "e.g." in helps[option]
+    assert "Dataset of the benchmark" in helps["dataset"]
+
+
+def test_spaces_explain_their_columns(cli):
+    out = cli("spaces").output
+    assert "encodings: architectures the space can write down" in out
+    assert "cells: distinct ones up to isomorphism" in out and "seq:" in out and "vocab:" in out
