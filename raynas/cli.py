@@ -725,6 +725,31 @@ def _explain_best_dnas(out: Path, mode: str) -> None:
     run_explain(study, out / "explain" / study.name, baselines=False)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--quick", is_flag=True, help="Small settings: a few minutes on 2 cores.")
+@click.option("--readme", is_flag=True, help="Only rewrite the README's harness block from the newest results.")
+@click.pass_context
+def bench(ctx, quick: bool, readme: bool) -> None:
+    """Run the performance harness of a source checkout (`python -m benchmarks`).
+
+    Prints every figure beside its peer measured in the same run (Optuna, plain Ray Tune, plain
+    PyTorch) with their ratio, and writes benchmarks/results/<date>-<host>.json. Other arguments
+    (e.g. --only simulated,tune) go to the harness.
+
+    \b
+    Example:
+      raynas bench --quick && raynas bench --readme
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        raise RaynasError("the harness is part of the source checkout (benchmarks/), not of an installed wheel: "
+                          "clone the repository and `pip install -e .` it")
+    args = [*(["--quick"] if quick else []), *(["--readme"] if readme else []), *ctx.args]
+    sys.exit(subprocess.call([sys.executable, "-m", "benchmarks", *args], cwd=root))
+
+
 @main.command()
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(), default=None, help="Folder for the figures (default: TARGET/explain).")
