@@ -457,3 +457,57 @@ def test_spaces_explain_their_columns(cli):
     out = cli("spaces").output
     assert "encodings: architectures the space can write down" in out
     assert "cells: distinct ones up to isomorphism" in out and "seq:" in out and "vocab:" in out
+
+
+# ---------------------------------------------------------------------------- the harness (issue 15)
+@pytest.fixture
+def harness(monkeypatch):
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    for name in ("_common", "_harness"):
+        sys.modules.pop(name, None)
+    spec = importlib.util.spec_from_file_location("_harness_main", bench_dir / "__main__.py")
+    main_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main_mod)
+    return importlib.import_module("_harness"), main_mod
+
+
+def test_harness_figures_stand_beside_their_peers_and_the_readme_block_is_regenerated(harness, tmp_path):
+    _harness, main_mod = harness
+    figures = _harness.queries(quick=True)
+    assert [f.section for f in figures] == ["lookups", "lookups"] and all(f.value > 1000 for f in figures)
+    fig = _harness.Figure("search speed", "random, 10 queries", 300.0, "queries/s", "Optuna RandomSampler", 100.0)
+    data = {"date": "2026-12-02", "host": "box", "load_average_at_start": [1.5, 1, 1], "total_s": 12.0,
+            "settings": {"quick": True}, "failed": {"tune": "RuntimeError: x"},
+            "machine": {"cpu": "Some CPU", "cores": 2, "python": "3.11", "torch": "2", "ray": "2.6", "optuna": "4"},
+            "figures": [fig.to_dict(), figures[0].to_dict()]}
+    assert fig.ratio == 3.0
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Performance\n\nOlder text stays.\n")
+    results = tmp_path / "2026-12-02-box.json"
+    results.write_text(json.dumps(data))
+    main_mod.update_readme(results, readme)
+    text = readme.read_text()
+    assert "host `box`: Some CPU, 2 cores" in text and "Older text stays." in text
+    assert "| search speed | random, 10 queries | 300.0 queries/s | Optuna RandomSampler | 100.0 queries/s | 3.00 |" in text
+    assert "Not measured in this run: tune (RuntimeError: x)" in text
+    data["host"] = "other"
+    results.write_text(json.dumps(data))
+    main_mod.update_readme(results, readme)  # the block is replaced, not added twice
+    text = readme.read_text()
+    assert text.count(main_mod.BEGIN) == 1 and "host `other`" in text and "host `box`" not in text
+    assert "ratio raynas/peer" in main_mod.table(data)
+
+
+def test_bench_runs_the_harness_of_the_checkout(cli, monkeypatch):
+    calls = []
+    monkeypatch.setattr("subprocess.call", lambda args, cwd: calls.append((args, cwd)) or 0)
+    res = CliRunner().invoke(main, ["bench", "--quick", "--only", "queries"])
+    assert res.exit_code == 0, res.output
+    args, cwd = calls[0]
+    assert args[1:] == ["-m", "benchmarks", "--quick", "--only", "queries"] and (cwd / "benchmarks").is_dir()
