@@ -202,3 +202,11 @@ def test_the_html_report_shows_its_images_in_headless_chromium(tmp_path):
     out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert re.search(r'data-decoded="2"', out), out[-500:]
+
+
+def test_with_one_seed_there_is_no_test_against_the_baseline(tmp_path):
+    _synthetic(tmp_path / "results.parquet", seeds=1)
+    summary = report.write_report(tmp_path, report.Experiment("x", "val_accuracy", 80.0,
+                                                              methods=["random", "evolution", "dnas"]))
+    assert summary.count("| dnas |") == 1 and "needs at least 2 seeds per method" in summary
+    assert "Mann-Whitney U test needs at least 2 seeds" in (tmp_path / "report.md").read_text()

@@ -99,6 +99,9 @@ def significance_markdown(results: str | Path, exp: Experiment) -> str:
     if base is None:
         return (f"\nNo classic baseline ({', '.join(CLASSIC)}) ran to completion: no method is tested against "
                 "one.\n")
+    if all(r[4] == "-" for r in rows):
+        return (f"\nAgainst the best baseline, {base}: no test, as a Mann-Whitney U test needs at least 2 seeds "
+                "per method.\n")
     lines = [f"\nAgainst the best baseline, {base} (the classic method with the best mean final {exp.metric}): "
              f"two-sided Mann-Whitney U test of the seeds' best {exp.metric} at the full budget, alpha = {ALPHA}.",
              "", "| " + " | ".join(SIGNIFICANCE_HEAD) + " |", "|" + "---|" * len(SIGNIFICANCE_HEAD)]
@@ -210,7 +213,10 @@ def _document(out: Path, exp: Experiment, summaries, figures: dict[str, Path], r
               f"the best of those run here is **{base}** (best mean final {exp.metric}). Each other method's best "
               f"{exp.metric} at the full budget, one value per seed, is compared with {base}'s by a two-sided "
               f"Mann-Whitney U test; 'better' or 'worse' means p < {ALPHA}.")
-        doc.table(SIGNIFICANCE_HEAD, sig)
+        if all(r[4] == "-" for r in sig):
+            doc.p("No test: a Mann-Whitney U test needs at least 2 seeds per method.")
+        else:
+            doc.table(SIGNIFICANCE_HEAD, sig)
     refs = reference_rows(results, exp)
     if refs:
         doc.h2("Published numbers")
