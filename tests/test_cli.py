@@ -511,3 +511,33 @@ def test_bench_runs_the_harness_of_the_checkout(cli, monkeypatch):
     assert res.exit_code == 0, res.output
     args, cwd = calls[0]
     assert args[1:] == ["-m", "benchmarks", "--quick", "--only", "queries"] and (cwd / "benchmarks").is_dir()
+
+
+def test_a_small_constrained_compare_writes_every_figure_and_both_reports(cli, ray_session, tmp_path):
+    import base64
+    import re
+
+    out = tmp_path / "cmp"
+    res = cli("compare", "--benchmark", "nasbench_graph", "--methods", "random,evolution", "--seeds", 2,
+              "--budget", 10, "--max-params", 0.8, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    figures = ["curves.png", "final.png", "cost_params.png"]
+    html = (out / "report.html").read_text()
+    embedded = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]*)"', html)]
+    assert embedded == [(out / f).read_bytes() for f in figures]
+    md = (out / "report.md").read_text()
+    assert all(f"]({f})" in md for f in figures) and "limit params <= 0.8" in md
+    assert "report.html (self-contained)" in res.output
+
+
+@pytest.mark.slow
+def test_report_explain_adds_the_best_dnas_studys_figures(cli, ray_session, tmp_path):
+    out = tmp_path / "cmp"
+    assert cli("compare", "--benchmark", "nasbench_graph", "--methods", "dnas,random", "--seeds", 2, "--budget", 25,
+               "--out", out, "--quiet").exit_code == 0
+    assert "`raynas explain" in (out / "report.md").read_text()  # says how to get the figures
+    res = cli("report", out, "--explain")
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    assert "## DNAS controller explained" in md and re.search(r"\]\(explain/dnas_seed[01]/traversals\.png\)", md)
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4  # curves, final, 2 explain figures

@@ -15,8 +15,8 @@ from raynas.report._summary import budget_of, column, incumbent_matrix
 
 #: What the time axis of each backend measures.
 TIME_LABELS = {
-    "sim": "simulated time (s): the table's recorded training time of each queried cell, "
-           "on the study's simulated workers",
+    "sim": "simulated time (s): each query costs the cell's training time in the table, or the "
+           "benchmark's cost model where it has none (raynas data info), on the study's simulated workers",
     "wall": "wall-clock time (s) since the study started",
 }
 
