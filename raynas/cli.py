@@ -314,7 +314,8 @@ def _common_options(f, benchmark_required: bool = True):
                      help="Dataset of the benchmark, e.g. cora or arxiv for nasbench_graph, cifar100 for "
                           "nasbench201 (default: the benchmark's first; `raynas benchmarks` lists them). With "
                           "--trainable train: digits or cifar10."),
-        click.option("--data", type=click.Path(), default=None, help="Benchmark data file or folder."),
+        click.option("--data", type=click.Path(), default=None,
+                     help="Benchmark data file or folder, or a file's storage URI (downloaded once, cached)."),
         click.option("--metric", default=None, help="Objective (default val_accuracy, else test_accuracy)."),
         click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..K-1 per method."),
         click.option("--budget", type=int, default=100, show_default=True, help="Queries per study."),
@@ -338,7 +339,9 @@ def _common_options(f, benchmark_required: bool = True):
                           "`raynas searchers` lists the options)."),
         click.option("--checkpoint-every", type=int, default=25, show_default=True,
                      help="Queries between checkpoints of each study."),
-        click.option("--out", type=click.Path(), required=True, help="Output folder."),
+        click.option("--out", type=click.Path(), required=True,
+                     help="Output folder, or a storage URI every node reaches (s3://bucket/x, gs://..., any "
+                          "pyarrow.fs URI; credentials from the environment)."),
         click.option("--resume", is_flag=True, help="Continue the experiment already in --out."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -413,15 +416,20 @@ def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.
     cfg = _config(methods, backend, cpus_per_trial, gpus_per_trial, **kw)
     cfg.validate()
     path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
-    _print_summary(Path(path).parent)
+    _print_summary(Path(path).parent, kw["out"])
 
 
-def _print_summary(out: Path) -> None:
+def _print_summary(out: Path, where: str | None = None) -> None:
+    """Print the summary table and the output files; ``where``: the storage URI they went to."""
+    from raynas._storage import is_uri, shown
+
     click.echo("")
     click.echo((out / "summary.md").read_text())
     click.echo(f"results: {out / 'results.parquet'}\nsummary: {out / 'summary.md'}, "
                f"{out / 'summary.csv'}\nplots:   {out / 'curves.png'}, {out / 'final.png'}\n"
                f"report:  {out / 'report.html'} (self-contained), {out / 'report.md'}")
+    if is_uri(where):
+        click.echo(f"(a local copy; the experiment and these files are in {shown(where)})")
 
 
 def _train_options(f):
@@ -591,14 +599,14 @@ def _run_train(ctx, methods: list[str], train: dict, kw: dict) -> None:
         options=parse_settings(kw["settings"], methods),
     )
     path = run_train(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
-    _print_summary(Path(path).parent)
+    _print_summary(Path(path).parent, kw["out"])
 
 
 @main.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume(out: str, quiet: bool) -> None:
-    """Continue an interrupted `compare` or `run` in folder OUT.
+    """Continue an interrupted `compare` or `run` in folder OUT (or storage URI, e.g. s3://bucket/x).
 
     \b
     Example:
@@ -609,11 +617,10 @@ def resume(out: str, quiet: bool) -> None:
     if _kind(out) == "train-run":
         from raynas.runner._train_run import resume_train
 
-        resume_train(out, progress=not quiet)
-        _print_summary(Path(out).resolve())
-        return
-    resume_compare(out, progress=not quiet)
-    _print_summary(Path(out).resolve())
+        path = resume_train(out, progress=not quiet)
+    else:
+        path = resume_compare(out, progress=not quiet)
+    _print_summary(Path(path).parent, out)
 
 
 def _kind(out: str) -> str | None:
@@ -668,26 +675,40 @@ def demo(out: str, methods: str, seeds: int, budget: int, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out")
 @click.option("--explain", "explain_dnas", is_flag=True,
               help="Also explain the DNAS study with the best final value (latent traversals and factors, "
                    "as `raynas explain --no-baseline`; about 20 s) and include its figures.")
 def report(out: str, explain_dnas: bool) -> None:
-    """Write the report of experiment folder OUT: report.md, report.html, figures and summary tables.
+    """Write the report of experiment folder (or storage URI) OUT: report.md, report.html, figures, tables.
 
     \b
     Example:
       raynas report raynas-demo && xdg-open raynas-demo/report.html
     """
+    from raynas._storage import download_tree, is_uri
     from raynas.benchmarks import load
-    from raynas.runner._compare import RESULTS_FILE, load_config, resolve_metric, write_report
+    from raynas.runner._compare import (
+        EXPERIMENT_FILE,
+        RESULTS_FILE,
+        load_config,
+        push,
+        resolve_metric,
+        write_report,
+    )
+    from raynas.runner._output import experiment_folder
     from raynas.runner._train_run import load_train_config, write_train_report
 
-    outp = Path(out).resolve()
     train = _kind(out) == "train-run"  # a clear error unless OUT is an experiment folder
     cfg = load_train_config(out) if train else load_config(out)
+    outp, root = experiment_folder(out, (EXPERIMENT_FILE,)) if is_uri(out) else (Path(out).resolve(),) * 2
+    if outp != root:  # a remote experiment: its results and reports, not the studies' checkpoints
+        download_tree(root, outp, skip=("tune", "studies"))
     if not (outp / RESULTS_FILE).exists():
         raise RaynasError(f"{out} holds an experiment without results yet; `raynas resume {out}` runs it")
+    if explain_dnas and outp != root:
+        raise RaynasError("--explain reads the DNAS studies' checkpoints: run `raynas report --explain` on a local "
+                          "copy of the experiment")
     if train:
         if explain_dnas:
             _explain_best_dnas(outp, "max")
@@ -700,7 +721,8 @@ def report(out: str, explain_dnas: bool) -> None:
         if explain_dnas:
             _explain_best_dnas(outp, default_mode(metric))
         write_report(outp, cfg, bench, metric)
-    _print_summary(outp)
+    push(outp, root)
+    _print_summary(outp, out)
 
 
 def _explain_best_dnas(out: Path, mode: str) -> None:
