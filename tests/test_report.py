@@ -210,3 +210,12 @@ def test_with_one_seed_there_is_no_test_against_the_baseline(tmp_path):
                                                               methods=["random", "evolution", "dnas"]))
     assert summary.count("| dnas |") == 1 and "needs at least 2 seeds per method" in summary
     assert "Mann-Whitney U test needs at least 2 seeds" in (tmp_path / "report.md").read_text()
+
+
+def test_report_html_escapes_text_from_the_results(tmp_path):
+    rows = add_incumbent([{"method": "<script>alert(1)</script>", "seed": 0, "query": q, "val_accuracy": float(q)}
+                          for q in range(3)], "val_accuracy", "max")
+    write_rows(rows, tmp_path / "results.parquet", ["val_accuracy"])
+    report.write_report(tmp_path, report.Experiment("<b>x</b>", "val_accuracy", 5.0))
+    html = (tmp_path / "report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<b>x</b>" not in html
