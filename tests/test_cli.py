@@ -538,11 +538,11 @@ def test_a_small_constrained_compare_writes_every_figure_and_both_reports(cli, r
 @pytest.mark.slow
 def test_report_explain_adds_the_best_dnas_studys_figures(cli, ray_session, tmp_path):
     out = tmp_path / "cmp"
-    assert cli("compare", "--benchmark", "nasbench_graph", "--methods", "dnas,random", "--seeds", 2, "--budget", 25,
+    assert cli("compare", "--benchmark", "nasbench_graph", "--methods", "dnas,random", "--seeds", 1, "--budget", 22,
                "--out", out, "--quiet").exit_code == 0
     assert "`raynas explain" in (out / "report.md").read_text()  # says how to get the figures
     res = cli("report", out, "--explain")
     assert res.exit_code == 0, res.output
     md = (out / "report.md").read_text()
-    assert "## DNAS controller explained" in md and re.search(r"\]\(explain/dnas_seed[01]/traversals\.png\)", md)
+    assert "## DNAS controller explained" in md and "](explain/dnas_seed0/traversals.png)" in md
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 4  # curves, final, 2 explain figures
