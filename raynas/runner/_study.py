@@ -57,6 +57,12 @@ class StudySpec:
         return asdict(self)
 
 
+def trial_dirname(trial) -> str:
+    """Tune's folder of a study's trial: ``<method>_seed<seed>``, not Tune's 150-character default."""
+    study = trial.config.get("study", {})
+    return f"{study.get('method', 'study')}_seed{study.get('seed', trial.trial_id)}"
+
+
 def build_searcher(spec: StudySpec, bench: Evaluator | TabularBenchmark) -> ArchSearcher:
     """The study's searcher: the space, metric, seed, limits and candidates of a partial table."""
     evaluator = as_evaluator(bench)
