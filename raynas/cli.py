@@ -825,15 +825,17 @@ def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -
               help="An SNAS setting, e.g. --set channels=8 --set arch_lr=0.01 (see raynas.trainables.snas.SNASConfig).")
 @click.option("--out", type=click.Path(), required=True, help="Output folder.")
 @click.option("--resume", is_flag=True, help="Continue the sweep already in --out.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
 def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out, resume, quiet) -> None:
     """SNAS searches (Gumbel-softmax supernet, resource constraint) per level and seed, in one Tune sweep.
 
     Writes OUT/snas.parquet (level, lambda, seed, genotype, params, flops, search and child
     validation accuracy) and OUT/genotypes/<level>_seed<seed>.json.
 
-    Example: raynas snas --dataset digits --levels none,mild,aggressive --seeds 2 --epochs 12
-    --set channels=8 --set cells_per_stage=1 --out snas-digits
+    \b
+    Example:
+      raynas snas --dataset digits --levels none,mild,aggressive --seeds 2 --epochs 12 \\
+          --set channels=8 --set cells_per_stage=1 --set warmup_epochs=4 --out snas-digits
     """
     import pyarrow.parquet as pq
 
@@ -856,7 +858,12 @@ def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out,
 
 @main.group()
 def supernet() -> None:
-    """Weight sharing: train a supernet once (SPOS), then search it under several FLOPs limits."""
+    """Weight sharing: train a supernet once (SPOS), then search it under several FLOPs limits.
+
+    \b
+    Example:
+      raynas supernet train --epochs 20 --channels 8 --cells-per-stage 1 --out sn
+    """
 
 
 @supernet.command("train")
@@ -864,21 +871,24 @@ def supernet() -> None:
 @click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
 @click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
 @click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
-@click.option("--epochs", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--epochs", type=int, default=50, show_default=True, help="Training epochs of the supernet.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Training batch size.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Initial SGD learning rate (cosine to 0).")
 @click.option("--channels", type=int, default=None, help="Stem channels (default: the benchmark network's).")
 @click.option("--cells-per-stage", type=int, default=None, help="NAS-Bench-201 only (default 5).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the initial weights, the data order and the sampled paths.")
 @click.option("--out", type=click.Path(), required=True, help="Output folder (supernet.pt, supernet.json).")
 @click.option("--resume", is_flag=True, help="Continue the training already in --out.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
 def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, channels, cells_per_stage, seed, out,
                    resume, quiet) -> None:
     """Train a one-shot supernet with uniform single-path sampling (SPOS), checkpointed every epoch.
 
-    Example: raynas supernet train --space nasbench201 --dataset digits --epochs 20 --channels 8
-    --cells-per-stage 1 --out sn-digits
+    \b
+    Example:
+      raynas supernet train --space nasbench201 --dataset digits --epochs 20 --channels 8 \\
+          --cells-per-stage 1 --out sn-digits
     """
     from raynas.runner._supernet_run import SupernetTrainRun, train
 
@@ -891,7 +901,7 @@ def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, cha
 @click.option("--supernet", "supernet_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="The supernet.pt of `raynas supernet train`.")
 @click.option("--methods", required=True, help="Comma-separated strategies, e.g. dnas,evolution,random.")
-@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Studies per method and limit (seeds 0, 1, ...).")
 @click.option("--budget", type=int, default=100, show_default=True, help="Cells scored per study.")
 @click.option("--max-flops", default="none", show_default=True,
               help="Comma-separated FLOPs limits in MFLOPs of the stand-alone network (none: no limit); one "
@@ -899,12 +909,14 @@ def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, cha
 @click.option("--set", "settings", multiple=True, metavar="METHOD.OPTION=VALUE", help="A searcher option.")
 @click.option("--out", type=click.Path(), required=True, help="Output folder.")
 @click.option("--resume", is_flag=True, help="Continue the sweep already in --out.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
 def supernet_search(supernet_file, methods, seeds, budget, max_flops, settings, out, resume, quiet) -> None:
     """Search a trained supernet with several methods under several FLOPs limits, training nothing new.
 
-    Example: raynas supernet search --supernet sn-digits/supernet.pt --methods evolution,random
-    --seeds 3 --budget 50 --max-flops none,0.2,0.1 --out sn-search
+    \b
+    Example:
+      raynas supernet search --supernet sn-digits/supernet.pt --methods evolution,random \\
+          --seeds 3 --budget 50 --max-flops none,0.2,0.1 --out sn-search
     """
     from raynas.runner._supernet_run import SupernetSearchRun, search
 
