@@ -935,6 +935,65 @@ def supernet_search(supernet_file, methods, seeds, budget, max_flops, settings, 
     click.echo(f"results: {path}")
 
 
+@main.command("train")
+@click.option("--genotype", "genotype_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A cell file written by `raynas snas` (OUT/genotypes/*.json): its space and genotype.")
+@click.option("--arch", default=None, help="Or the cell in the space's notation (see `raynas spaces`).")
+@click.option("--space", default=None, help="The space of --arch (a --genotype file names its own).")
+@click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
+@click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
+@click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
+@click.option("--epochs", type=int, default=12, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Training batch size.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Initial SGD learning rate (cosine to 0).")
+@click.option("--network", "network", multiple=True, metavar="OPTION=VALUE",
+              help="A network option, e.g. --network channels=8 (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weights, the split and the data order.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the curve and results to this JSON file.")
+def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, batch_size, lr, network, seed,
+               out) -> None:
+    """Train one cell from scratch and report its validation and test accuracy.
+
+    \b
+    Example:
+      raynas train --genotype snas-digits/genotypes/mild_seed0.json --epochs 12 --network channels=8
+    """
+    from raynas.runner._output import check_output_file
+    from raynas.runner._supernet_run import load_splits
+    from raynas.spaces import get_space
+    from raynas.trainables.networks import build_network, count_flops, count_params
+    from raynas.trainables.train import TrainConfig, seeded_init, train_model
+
+    if (genotype_file is None) == (arch is None):
+        raise click.UsageError("give one of --genotype FILE or --arch CELL")
+    if genotype_file is not None:
+        try:
+            saved = json.loads(Path(genotype_file).read_text())
+            space_name, cell = saved["space"], saved["genotype"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RaynasError(f"{genotype_file} is not a cell file of `raynas snas` ({type(exc).__name__})") from None
+        sp = get_space(space_name)
+        cell = tuple(cell)
+    else:
+        if space is None:
+            raise click.UsageError("--arch needs --space")
+        sp = get_space(space)
+        cell = sp.from_string(arch)
+    sp.validate(cell)
+    dest = check_output_file(out) if out else None
+    splits = load_splits(dataset, data, seed, image_size)
+    options = _parse_network(network)
+    model = seeded_init(lambda: build_network(sp, cell, splits.num_classes, **options), seed)
+    params, flops = count_params(model) / 1e6, count_flops(model, (3, *splits.input_shape[1:]), bias=True) / 1e6
+    click.echo(f"{sp.name} cell {sp.to_string(cell)}: {params:.4f} M params, {flops:.3f} MFLOPs")
+    result = train_model(model, splits, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr), seed=seed,
+                         on_epoch=lambda m, _: click.echo(f"epoch {int(m['epoch'])}: val {m['val_accuracy']:.2f}%"))
+    click.echo(f"val_accuracy {result.curve[-1]['val_accuracy']:.2f}, test_accuracy {result.test_accuracy:.2f}")
+    if dest is not None:
+        dest.write_text(json.dumps({"space": sp.name, "cell": sp.to_string(cell), "params": params, "flops": flops,
+                                    "curve": result.curve, "test_accuracy": result.test_accuracy}, indent=2))
+
+
 def _setting(text: str) -> tuple[str, object]:
     name, sep, raw = text.partition("=")
     if not sep:
