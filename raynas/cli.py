@@ -325,9 +325,10 @@ def _common_options(f, benchmark_required: bool = True):
                           "a number, requested even where the cluster has no GPU yet (an autoscaling "
                           "cluster launches GPU nodes for it), or auto: one GPU when the cluster has GPUs "
                           "at the start, else none."),
-        click.option("--max-flops", type=float, default=None,
+        click.option("--max-flops", default=None, callback=lambda ctx, param, value: _flops_list(value),
                      help="Only cells with at most this many FLOPs, in the table's unit (NAS-Bench-Macro: "
-                          "FLOPs, e.g. 2e7; `raynas data info` shows the range)."),
+                          "FLOPs, e.g. 2e7; `raynas data info` shows the range). With --trainable supernet: "
+                          "MFLOPs, and a comma-separated list (none: no limit) runs every study per limit."),
         click.option("--max-params", type=float, default=None,
                      help="Only cells with at most this many parameters, in the table's unit (NAS-Bench-Graph "
                           "and NAS-Bench-201: millions, e.g. 0.8)."),
@@ -350,7 +351,26 @@ def _common_options(f, benchmark_required: bool = True):
     return f
 
 
+def _flops_list(value: str | None) -> list[float | None] | None:
+    """``--max-flops``: a number, or a comma-separated list of numbers and ``none``."""
+    if value is None:
+        return None
+    out: list[float | None] = []
+    for item in str(value).split(","):
+        item = item.strip().lower()
+        try:
+            out.append(None if item in ("none", "") else float(item))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is neither a number nor none", param_hint="--max-flops") from None
+    return out
+
+
 def _limits(max_flops, max_params, max_latency) -> dict[str, float]:
+    if isinstance(max_flops, list):
+        if len(max_flops) > 1:
+            raise click.UsageError("several --max-flops limits (a comma-separated list) work with --trainable "
+                                   "supernet; give one limit")
+        max_flops = max_flops[0]
     return {k: v for k, v in (("flops", max_flops), ("params", max_params), ("latency", max_latency)) if v is not None}
 
 
@@ -434,9 +454,13 @@ def _print_summary(out: Path, where: str | None = None) -> None:
 
 def _train_options(f):
     options = [
-        click.option("--trainable", type=click.Choice(["tabular", "train"]), default="tabular", show_default=True,
+        click.option("--trainable", type=click.Choice(["tabular", "train", "supernet"]), default="tabular",
+                     show_default=True,
                      help="tabular: look results up in --benchmark; train: train every proposed network on "
-                          "--dataset (one Tune trial each; --space, --epochs)."),
+                          "--dataset (one Tune trial each; --space, --epochs); supernet: score cells with the "
+                          "shared weights of --supernet, under each of several --max-flops limits."),
+        click.option("--supernet", "supernet_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="With --trainable supernet: the supernet.pt of `raynas supernet train`."),
         click.option("--space", default=None, help="With --trainable train: the search space (see `raynas spaces`)."),
         click.option("--epochs", type=int, default=12, show_default=True,
                      help="With --trainable train: epochs per network (the fidelity of --scheduler)."),
@@ -499,7 +523,14 @@ def compare(ctx, methods: str, backend: str, **kw) -> None:
     """
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     train = _pop_train(kw)
-    if train.pop("trainable") == "train":
+    trainable = train.pop("trainable")
+    supernet_file = train.pop("supernet_file")
+    if trainable == "supernet":
+        _run_supernet(ctx, method_list, supernet_file, train, kw)
+        return
+    if supernet_file is not None:
+        raise click.UsageError("--supernet applies only to --trainable supernet")
+    if trainable == "train":
         _run_train(ctx, method_list, train, kw)
         return
     _refuse_train_only(ctx, train, backend)
@@ -510,11 +541,31 @@ def compare(ctx, methods: str, backend: str, **kw) -> None:
             gpus_per_trial=0.0 if gpus == "auto" else gpus, **kw)
 
 
+def _run_supernet(ctx, methods: list[str], supernet_file: str | None, train: dict, kw: dict) -> None:
+    """``compare --trainable supernet``: the sweep of `raynas supernet search`."""
+    from raynas.runner._supernet_run import SupernetSearchRun, search
+
+    if supernet_file is None:
+        raise click.UsageError("--trainable supernet needs --supernet FILE (the supernet.pt of `raynas supernet "
+                               "train`)")
+    given = [f"--{k.replace('_', '-')}" for k in (*_TRAIN_ONLY, "benchmark", "dataset", "data", "metric",
+                                                  "max_params", "max_latency") if _given(ctx, k)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --trainable "
+                               "supernet (the supernet file names its space and data)")
+    cfg = SupernetSearchRun(supernet=supernet_file, methods=methods, seeds=kw["seeds"], budget=kw["budget"],
+                            max_flops=kw["max_flops"] or [None], workers=kw["workers"],
+                            options=parse_settings(kw["settings"], methods), checkpoint_every=kw["checkpoint_every"])
+    path = search(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
+    click.echo((path.parent / "summary.md").read_text())
+    click.echo(f"results: {path}")
+
+
 _TRAIN_ONLY = ("space", "epochs", "batch_size", "lr", "hparams", "scheduler", "network", "image_size")
 
 
 def _pop_train(kw: dict) -> dict:
-    names = ("trainable", *_TRAIN_ONLY, "cpus_per_trial", "gpus_per_trial")
+    names = ("trainable", "supernet_file", *_TRAIN_ONLY, "cpus_per_trial", "gpus_per_trial")
     return {k: kw.pop(k) for k in names}
 
 
@@ -546,7 +597,14 @@ def run(ctx, method: str, backend: str, **kw) -> None:
       raynas run --method random --trainable train --space nasbench201 --budget 8 --epochs 2 --out runs/train
     """
     train = _pop_train(kw)
-    if train.pop("trainable") == "train":
+    trainable = train.pop("trainable")
+    supernet_file = train.pop("supernet_file")
+    if trainable == "supernet":
+        _run_supernet(ctx, [method], supernet_file, train, kw)
+        return
+    if supernet_file is not None:
+        raise click.UsageError("--supernet applies only to --trainable supernet")
+    if trainable == "train":
         if not _given(ctx, "seeds"):
             kw["seeds"] = 1  # training is expensive: one seed unless asked
         _run_train(ctx, [method], train, kw)

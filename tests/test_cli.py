@@ -546,3 +546,14 @@ def test_report_explain_adds_the_best_dnas_studys_figures(cli, ray_session, tmp_
     md = (out / "report.md").read_text()
     assert "## DNAS controller explained" in md and "](explain/dnas_seed0/traversals.png)" in md
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 4  # curves, final, 2 explain figures
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--benchmark", "nasbench_graph", "--max-flops", "1,2"], "several --max-flops limits (a comma-separated list) "
+                                                              "work with --trainable supernet"),
+    (["--trainable", "supernet"], "--trainable supernet needs --supernet FILE"),
+    (["--benchmark", "nasbench_graph", "--max-flops", "lots"], "'lots' is neither a number nor none"),
+])
+def test_supernet_compare_options_are_checked_first(searches, tmp_path, args, match):
+    res = CliRunner().invoke(main, ["compare", "--methods", "random", *args, "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and match in res.output and not (tmp_path / "out").exists() and searches == []

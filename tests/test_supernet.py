@@ -243,6 +243,12 @@ def test_raynas_supernet_train_then_search_under_flops_limits(ray_session, tmp_p
     again = run.invoke(main, ["resume", str(tmp_path / "search"), "--quiet"])
     assert again.exit_code == 0, again.output
     assert pq.read_table(tmp_path / "search" / "results.parquet").to_pylist() == rows
+    # The same sweep spelt as a comparison gives the same rows.
+    same = run.invoke(main, ["compare", "--trainable", "supernet", "--supernet", str(tmp_path / "sn" / "supernet.pt"),
+                             "--methods", "evolution,random", "--seeds", "1", "--budget", "8", "--max-flops", "none,0.15",
+                             "--out", str(tmp_path / "as-compare"), "--quiet"])
+    assert same.exit_code == 0, same.output
+    assert pq.read_table(tmp_path / "as-compare" / "results.parquet").to_pylist() == rows
     bad = run.invoke(main, [*args[:-3], "--max-flops", "lots", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "'lots' is neither a number nor none" in bad.output and not (tmp_path / "x").exists()
     (tmp_path / "lone").mkdir()
