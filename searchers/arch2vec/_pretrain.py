@@ -208,13 +208,22 @@ def canonical_cells(space: Space, size: int | None, rng: np.random.Generator) ->
 
 
 # ---------------------------------------------------------------------- pretraining
-def pretrain(space: Space, options: PretrainOptions, progress: bool = True) -> Embeddings:
+def pretrain(space: Space, options: PretrainOptions, progress: bool = True,
+             num_threads: int | None = 1) -> Embeddings:
     """Pretrain arch2vec on ``space`` (Eq. 5, Adam, minibatches) and embed its pool.
+
+    Runs on ``num_threads`` torch threads (one is fastest for these small batches on shared
+    cores; None keeps torch's setting) and shows a progress bar unless ``progress`` is False.
 
     Every random choice (the sample, the held-out split, initial weights, minibatch order,
     reparameterisation noise, dropout, prior draws) comes from ``options.seed``, so that the
     same options give the same cache on every machine.
     """
+    with torch_threads(num_threads):
+        return _pretrain(space, options, progress)
+
+
+def _pretrain(space: Space, options: PretrainOptions, progress: bool) -> Embeddings:
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -285,8 +294,8 @@ def measure(model: Arch2VecVAE, space: Space, ops: torch.Tensor, adj: torch.Tens
         out["adj_accuracy"] = 100.0 * float(adj_ok.float().mean())
         out["reconstruction_accuracy"] = min(out["ops_accuracy"], out["adj_accuracy"])
         out["exact_reconstruction"] = 100.0 * float((ops_ok.all(1) & adj_ok.all(1)).float().mean())
-    decode = _decoder(space)
-    if points and decode is not None:
+    decode = _decoder(space) if points else None
+    if decode is not None:
         mus = torch.cat([model.encode(ops[train_idx[i : i + 4096]], adj[train_idx[i : i + 4096]])[0]
                          for i in range(0, len(train_idx), 4096)])  # (M, N, D)
         z = torch.randn((points, n, mus.shape[-1]), generator=gen) * mus.std(0) + mus.mean(0)
@@ -346,8 +355,6 @@ def load_embeddings(space: Space, options: PretrainOptions, folder: str | os.Pat
 
     Within a process the first call reads the file and later calls share the object; a file
     that cannot be read (cut short, of an older format) is pretrained again and replaced.
-    Pretraining runs on ``num_threads`` torch threads (one is fastest for these small batches
-    on shared cores; None keeps torch's setting).
     """
     path = cache_path(space, options, folder)
     with _LOCK:
@@ -363,8 +370,7 @@ def load_embeddings(space: Space, options: PretrainOptions, folder: str | os.Pat
             except (StateFileError, KeyError, TypeError, ValueError, RuntimeError):
                 emb = None
         if emb is None:
-            with torch_threads(num_threads):
-                emb = pretrain(space, options, progress)
+            emb = pretrain(space, options, progress, num_threads)
             dump_state(emb.state(), path)
             CACHE_STATS["pretrained"] += 1
         _MEMO[str(path)] = emb
