@@ -29,7 +29,11 @@ from raynas.searchers.arch2vec import (
     pretrain,
 )
 from raynas.searchers.arch2vec._pretrain import encode
-from raynas.searchers.arch2vec._surrogate import BayesianLinearRegression, Surrogate, expected_improvement
+from raynas.searchers.arch2vec._surrogate import (
+    BayesianLinearRegression,
+    Surrogate,
+    expected_improvement,
+)
 from raynas.spaces import get_space
 from raynas.testing.conformance import FAST_OPTIONS
 
