@@ -62,6 +62,8 @@ def test_defaults_are_the_papers():
         assert (opts["pretrain_lr"], opts["pretrain_batch_size"], opts["pretrain_epochs"]) == (1e-3, 32, 10)
         assert opts["pretrain_size"] is None
     assert (bo["n_initial"], bo["batch"], bo["surrogate"]) == (16, 5, "dngo")
+    # the searchers' defaults and the pretraining's are one option set (one cache file)
+    assert Arch2VecBOConfig().pretrain_options() == PretrainOptions()
     assert (rl["batch"], rl["lr"], rl["sigma"]) == (16, 1e-2, 1.0)
 
 

@@ -58,7 +58,7 @@ class PretrainOptions:
         dropout: Dropout on ``z`` before decoding (0.3).
         lr: Adam's learning rate (1e-3).
         batch_size: Minibatch size (32).
-        epochs: Training epochs (the published code: 8; the paper: 8 to 10).
+        epochs: Training epochs (the paper: 8 to 10; the published code: 8).
         size: Cells to train on; None is every cell of an enumerable space, else
             :data:`DEFAULT_SAMPLE` sampled cells. The embedded pool is always the whole space
             where it can be enumerated.
@@ -74,7 +74,7 @@ class PretrainOptions:
     dropout: float = 0.3
     lr: float = 1e-3
     batch_size: int = 32
-    epochs: int = 8
+    epochs: int = 10
     size: int | None = None
     holdout: float = 0.1
     latent_points: int = 10_000
