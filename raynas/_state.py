@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import os
 import tempfile
 import warnings
@@ -64,12 +65,20 @@ def register_type(cls: type) -> type:
 def dump_state(state: Any, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically (temporary file, then ``os.replace``).
 
+    ``path`` may be a :class:`raynas._storage.RemotePath` (a file on shared storage), written in
+    one upload.
+
     Raises:
         TypeError: the state holds a value that is not plain data (the message gives its place).
     """
     import torch
 
     tree = {"format": FORMAT, "version": VERSION, "state": _encode(state, "state", torch)}
+    if not isinstance(path, (str, os.PathLike)):  # a RemotePath
+        buffer = io.BytesIO()
+        torch.save(tree, buffer)
+        path.write_bytes(buffer.getvalue())
+        return
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -94,10 +103,12 @@ def load_state(path: str | os.PathLike) -> Any:
     """
     import torch
 
+    # A RemotePath is read first, outside the ``try``: a storage error is not a broken state file.
+    source = os.fspath(path) if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read_bytes())
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
             warnings.simplefilter("ignore")
-            tree = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+            tree = torch.load(source, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as exc:

@@ -185,7 +185,8 @@ def _common_options(f, benchmark_required: bool = True):
         click.option("--benchmark", required=benchmark_required,
                      help="Benchmark name (see `raynas benchmarks`)."),
         click.option("--dataset", default=None),
-        click.option("--data", type=click.Path(), default=None, help="Benchmark data file or folder."),
+        click.option("--data", type=click.Path(), default=None,
+                     help="Benchmark data file or folder, or a file's storage URI (downloaded once, cached)."),
         click.option("--metric", default=None, help="Objective (default val_accuracy, else test_accuracy)."),
         click.option("--seeds", type=int, default=5, show_default=True, help="Seeds 0..K-1 per method."),
         click.option("--budget", type=int, default=100, show_default=True, help="Queries per study."),
@@ -203,7 +204,9 @@ def _common_options(f, benchmark_required: bool = True):
                           "`raynas searchers` lists the options)."),
         click.option("--checkpoint-every", type=int, default=25, show_default=True,
                      help="Queries between checkpoints of each study."),
-        click.option("--out", type=click.Path(), required=True, help="Output folder."),
+        click.option("--out", type=click.Path(), required=True,
+                     help="Output folder, or a storage URI every node reaches (s3://bucket/x, gs://..., any "
+                          "pyarrow.fs URI; credentials from the environment)."),
         click.option("--resume", is_flag=True, help="Continue the experiment already in --out."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -278,14 +281,19 @@ def _launch(methods: list[str], backend: str = "sim", cpus_per_trial: float = 1.
     cfg = _config(methods, backend, cpus_per_trial, gpus_per_trial, **kw)
     cfg.validate()
     path = compare(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
-    _print_summary(Path(path).parent)
+    _print_summary(Path(path).parent, kw["out"])
 
 
-def _print_summary(out: Path) -> None:
+def _print_summary(out: Path, where: str | None = None) -> None:
+    """Print the summary table and the output files; ``where``: the storage URI they went to."""
+    from raynas._storage import is_uri, shown
+
     click.echo("")
     click.echo((out / "summary.md").read_text())
     click.echo(f"results: {out / 'results.parquet'}\nsummary: {out / 'summary.md'}, "
                f"{out / 'summary.csv'}\nplot:    {out / 'curves.png'}")
+    if is_uri(where):
+        click.echo(f"(a local copy; the experiment and these files are in {shown(where)})")
 
 
 def _train_options(f):
@@ -438,24 +446,29 @@ def _run_train(ctx, methods: list[str], train: dict, kw: dict) -> None:
         options=parse_settings(kw["settings"], methods),
     )
     path = run_train(cfg, kw["out"], resume=kw["resume"], progress=not kw["quiet"])
-    _print_summary(Path(path).parent)
+    _print_summary(Path(path).parent, kw["out"])
 
 
 @main.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out")
 @click.option("--quiet", is_flag=True)
 def resume(out: str, quiet: bool) -> None:
-    """Continue an interrupted `compare` or `run` in folder OUT."""
+    """Continue an interrupted `compare` or `run` in folder OUT (or storage URI, e.g. s3://bucket/x)."""
     from raynas.runner._compare import resume as resume_compare
 
-    if _kind(out) == "train-run":
+    kind = _kind(out)
+    if kind == "snas":
+        from raynas.runner._snas_run import resume_snas
+
+        click.echo(f"results: {resume_snas(out, progress=not quiet)}")
+        return
+    if kind == "train-run":
         from raynas.runner._train_run import resume_train
 
-        resume_train(out, progress=not quiet)
-        _print_summary(Path(out).resolve())
-        return
-    resume_compare(out, progress=not quiet)
-    _print_summary(Path(out).resolve())
+        path = resume_train(out, progress=not quiet)
+    else:
+        path = resume_compare(out, progress=not quiet)
+    _print_summary(Path(path).parent, out)
 
 
 def _kind(out: str) -> str | None:
@@ -487,16 +500,27 @@ def demo(out: str, seeds: int, budget: int, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out")
 def report(out: str) -> None:
-    """Rewrite the summary tables and plots of an experiment folder."""
+    """Rewrite the summary tables and plots of an experiment folder (or storage URI)."""
+    from raynas._storage import download_tree, is_uri
     from raynas.benchmarks import load
-    from raynas.runner._compare import RESULTS_FILE, load_config, resolve_metric, write_report
+    from raynas.runner._compare import (
+        EXPERIMENT_FILE,
+        RESULTS_FILE,
+        load_config,
+        push,
+        resolve_metric,
+        write_report,
+    )
+    from raynas.runner._output import experiment_folder
     from raynas.runner._train_run import load_train_config, write_train_report
 
-    outp = Path(out).resolve()
     train = _kind(out) == "train-run"  # a clear error unless OUT is an experiment folder
     cfg = load_train_config(out) if train else load_config(out)
+    outp, root = experiment_folder(out, (EXPERIMENT_FILE,)) if is_uri(out) else (Path(out).resolve(),) * 2
+    if outp != root:  # a remote experiment: its results and reports, not the studies' checkpoints
+        download_tree(root, outp, skip=("tune", "studies"))
     if not (outp / RESULTS_FILE).exists():
         raise RaynasError(f"{out} holds an experiment without results yet; `raynas resume {out}` runs it")
     if train:
@@ -504,7 +528,8 @@ def report(out: str) -> None:
     else:
         bench = load(cfg.benchmark, path=cfg.data, dataset=cfg.dataset)
         write_report(outp, cfg, bench, resolve_metric(bench, cfg.metric))
-    _print_summary(outp)
+    push(outp, root)
+    _print_summary(outp, out)
 
 
 @main.command()
@@ -522,6 +547,55 @@ def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -
     dim_list = [int(d) for d in dims.split(",")] if dims else None
     res = run_explain(target, dest, dims=dim_list, baselines=not no_baseline)
     click.echo(json.dumps(res, indent=2, default=str))
+
+
+@main.command()
+@click.option("--space", default="nasbench201", show_default=True, help="The cell space searched (nasbench201).")
+@click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
+@click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
+@click.option("--levels", default="mild,moderate,aggressive", show_default=True,
+              help="Resource-constraint levels (none, mild, moderate, aggressive) or explicit lambdas, comma-separated.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Searches per level (seeds 0, 1, ...).")
+@click.option("--epochs", type=int, default=50, show_default=True, help="Search epochs (the paper: 150 on CIFAR-10).")
+@click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
+@click.option("--set", "settings", multiple=True, metavar="OPTION=VALUE",
+              help="An SNAS setting, e.g. --set channels=8 --set arch_lr=0.01 (see raynas.trainables.snas.SNASConfig).")
+@click.option("--out", type=click.Path(), required=True, help="Output folder.")
+@click.option("--resume", is_flag=True, help="Continue the sweep already in --out.")
+@click.option("--quiet", is_flag=True)
+def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out, resume, quiet) -> None:
+    """SNAS searches (Gumbel-softmax supernet, resource constraint) per level and seed, in one Tune sweep.
+
+    Writes OUT/snas.parquet (level, lambda, seed, genotype, params, flops, search and child
+    validation accuracy) and OUT/genotypes/<level>_seed<seed>.json.
+
+    Example: raynas snas --dataset digits --levels none,mild,aggressive --seeds 2 --epochs 12
+    --set channels=8 --set cells_per_stage=1 --out snas-digits
+    """
+    import pyarrow.parquet as pq
+
+    from raynas.runner._snas_run import SNASRunConfig, run_snas
+
+    options = {"epochs": epochs, **{k: v for k, v in (_setting(s) for s in settings)}}
+    cfg = SNASRunConfig(space=space, dataset=dataset, data=data, levels=[x.strip() for x in levels.split(",") if x.strip()],
+                        seeds=seeds, image_size=image_size, options=options)
+    path = run_snas(cfg, out, resume=resume, progress=not quiet)
+    rows = pq.read_table(path).to_pylist()
+    click.echo(f"{'level':>10} {'seed':>4} {'params(M)':>9} {'flops(M)':>9} {'search':>7} {'child':>7}  genotype")
+    for r in rows:
+        if r["error"]:
+            click.echo(f"{r['level']:>10} {r['seed']:>4}  failed: {r['error']}")
+            continue
+        click.echo(f"{r['level']:>10} {r['seed']:>4} {r['params']:>9.4f} {r['flops']:>9.3f} "
+                   f"{r['search_val_accuracy']:>7.2f} {r['child_val_accuracy']:>7.2f}  {r['genotype']}")
+    click.echo(f"results: {path}")
+
+
+def _setting(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise click.BadParameter(f"{text!r} is not OPTION=VALUE", param_hint="--set")
+    return name.strip(), _value(raw)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,8 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
                     "arch2vec: DNGO + expected improvement on pretrained graph embeddings (Yan et al., 2020)"),
     "arch2vec-rl": ("raynas.searchers.arch2vec", "Arch2VecRLSearcher",
                     "arch2vec: REINFORCE in the pretrained latent space (Yan et al., 2020)"),
+    "enas": ("raynas.searchers._enas", "ENASSearcher",
+             "ENAS's LSTM controller with REINFORCE (Pham et al., 2018); optional memory regularizer"),
 }
 
 

@@ -153,7 +153,7 @@ def searches(monkeypatch):
     """``compare`` up to the search itself: each run is recorded as (config, restore) instead of started."""
     runs = []
 
-    def record(config, out, restore, progress, verbose, bench=None):
+    def record(config, out, restore, progress, verbose, bench=None, root=None):
         runs.append((config, restore))
         (out / "summary.md").write_text("(no search in this test)\n")
         return out / "results.parquet"
@@ -230,16 +230,21 @@ def test_train_run_resume_with_other_arguments_is_refused(tmp_path):
         run_train(replace(cfg, budget=3, epochs=2), tmp_path, resume=True)
 
 
+_BAD_OUT = [
+    ("afile", "--out afile is a file, not a folder; choose another --out"),
+    ("afile/sub", "lies under"),
+    ("nosuch://bucket/x", "nosuch://bucket/x: not a storage URI pyarrow can open (Unrecognized filesystem"),
+]
+
+
 @pytest.mark.parametrize(
-    "out,match",
-    [
-        ("afile", "--out afile is a file, not a folder; choose another --out"),
-        ("afile/sub", "lies under"),
-        ("s3://bucket/x", "cloud storage URIs are not supported yet for --out; write to a local or mounted"),
-    ],
+    "command,out,match",
+    [*(("compare", o, m) for o, m in _BAD_OUT), *(("demo", o, m) for o, m in _BAD_OUT[:2]),
+     ("demo", "s3://bucket/x", "s3://bucket/x: this --out must be a local or mounted folder (experiments take")],
 )
-@pytest.mark.parametrize("command", ["compare", "demo"])
 def test_out_must_be_a_local_folder(searches, tmp_path, monkeypatch, command, out, match):
+    """Checked before anything is written. Storage URIs are for experiments (tests/test_storage.py
+    runs them against a local S3 server); the demo writes a local folder."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("keep me")
     args = [*COMPARE, "--out", out] if command == "compare" else ["demo", "--out", out, "--quiet"]
@@ -266,7 +271,7 @@ def test_an_unwritable_out_is_one_clear_line(searches, tmp_path, monkeypatch):
     [
         ("afile/x.parquet", "lies under"),
         ("folder", "is a folder; give a file name"),
-        ("s3://bucket/x.parquet", "cloud storage URIs are not supported yet"),
+        ("s3://bucket/x.parquet", "s3://bucket/x.parquet: this --out must be a local or mounted folder"),
     ],
 )
 def test_data_commands_check_out(tmp_path, monkeypatch, out, match):

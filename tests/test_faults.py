@@ -252,15 +252,24 @@ def test_a_tune_experiment_whose_pickles_a_kill_cut_short_is_set_aside(tmp_path,
     """A kill during Tune's copy of its state left basic-variant-state-*.json empty; Tune then ran
     an empty experiment and `raynas resume` wrote results without a single study. Now the folder
     is set aside and a fresh experiment runs the studies on from their own checkpoints."""
+    import io
     import pickle
 
+    import torch
     from ray import tune
 
     from raynas.runner._tune_state import restorable, state_problem
 
     monkeypatch.setattr(tune.Tuner, "can_restore", staticmethod(lambda path: True))
     whole = pickle.dumps({"trials": list(range(100))})
+    # A raynas searcher's state under Tune's name: a torch.save archive (seen flagged as cut short,
+    # so every `--backend tune` resume restarted its studies from their seeds).
+    buffer = io.BytesIO()
+    torch.save({"format": "raynas-state", "rows": list(range(100))}, buffer)
+    archive = buffer.getvalue()
     for name, data, problem in (("basic-variant-state-2026-12-02_10-26-45.json", b"", "is empty"),
+                                ("searcher-state-2026-12-02_10-26-45.pkl", archive, None),
+                                ("searcher-state-2026-12-02_10-26-45.pkl", archive[:-40], "is cut short"),
                                 ("basic-variant-state-2026-12-02_10-26-45.json", whole[:-9], "is cut short"),
                                 ("tuner.pkl", whole[: len(whole) // 2], "is cut short"),
                                 ("tuner.pkl", whole, None)):

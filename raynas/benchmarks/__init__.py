@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from raynas._errors import BenchmarkFormatError
+from raynas._storage import fetch, is_uri
 from raynas.benchmarks._registry import (
     BENCHMARKS,
     BenchmarkSpec,
@@ -44,6 +45,8 @@ def load(
         name: One of ``benchmark_names()``.
         path: A data file or a folder. Defaults to ``$RAYNAS_DATA`` and then the user data
             folder, searched for the benchmark's known file names (converted Parquet first).
+            A storage URI of a file (``s3://bucket/nb201.parquet``) is downloaded once into the
+            user cache folder (:func:`raynas._storage.fetch`).
         dataset: Which dataset's results (the benchmark's first by default).
         **options: Loader-specific options.
 
@@ -57,6 +60,8 @@ def load(
     loader = _loader(spec)
     if spec.embedded and path is None:
         return loader(None, dataset, **options)
+    if is_uri(path):
+        path = fetch(os.fspath(path))
     file = locate(spec, dataset, path)
     if file.suffix == ".parquet":
         bench = TabularBenchmark.from_parquet(file)

@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 
 from raynas._errors import RaynasError, UnknownNameError, check_positive
 from raynas._state import dump_state
+from raynas._storage import RemotePath, check_remote_folder, is_uri, shown, upload_tree
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
-from raynas.runner._output import check_output_folder, write_definition
+from raynas.runner._output import experiment_folder, write_definition
 from raynas.runner._simulator import SimState
 from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
 from raynas.runner._tune_state import restorable
@@ -174,7 +175,7 @@ def _cluster_gpus_share() -> float:
     return 1.0 if gpus else 0.0
 
 
-def _trainable(evaluator: Evaluator, out: Path, gpus_per_study: float | str = "auto"):
+def _trainable(evaluator: Evaluator, out: Path | RemotePath, gpus_per_study: float | str = "auto"):
     from ray import tune
 
     trainable = tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR))
@@ -207,36 +208,49 @@ def compare(
     Every check (output folder, names, numbers, benchmark data, metric) runs before anything is
     written, so a failed start leaves no experiment behind and the corrected retry just works.
     """
-    out = check_output_folder(out)
-    stored = check_resume(config, out, resume)
+    shown_out = shown(out)
+    out, root = experiment_folder(out, (EXPERIMENT_FILE,))
+    stored = check_resume(config, out, resume, shown_out)
     if stored is not None:
         if not resume:
             raise ExperimentExistsError(
-                f"{out} already holds this experiment; pass --resume (or run `raynas resume {out}`) "
-                "to continue it, or choose another --out"
+                f"{shown_out} already holds this experiment; pass --resume (or run `raynas resume "
+                f"{shown_out}`) to continue it, or choose another --out"
             )
-        return _run(stored, out, restore=True, progress=progress, verbose=verbose)
-    if out.exists() and any(out.iterdir()):
-        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
+        return _run(stored, out, restore=True, progress=progress, verbose=verbose, root=root)
+    if root.exists() and any(root.iterdir()):
+        raise ExperimentExistsError(f"{shown_out} exists and is not a raynas experiment; choose another --out")
     config = _normalised(config)
     config.validate()
     bench = load(config.benchmark, path=config.data, dataset=config.dataset)
     if config.metric is not None:  # the default is resolved (with its warning) once, by _run
         resolve_metric(bench, config.metric)
     write_definition(out, EXPERIMENT_FILE, {"kind": "compare", **asdict(config)})
-    return _run(config, out, restore=False, progress=progress, verbose=verbose, bench=bench)
+    push(out, root, EXPERIMENT_FILE)
+    return _run(config, out, restore=False, progress=progress, verbose=verbose, bench=bench, root=root)
 
 
-def check_resume(config: CompareConfig, out: Path, resume: bool = True) -> CompareConfig | None:
+def push(local: Path, root: Path | RemotePath, *names: str) -> None:
+    """Upload the files ``names`` of ``local`` (all of them without names) to ``root``, if remote."""
+    if isinstance(root, RemotePath):
+        if names:
+            for name in names:
+                (root / name).write_bytes((local / name).read_bytes())
+        else:
+            upload_tree(local, root)
+
+
+def check_resume(config: CompareConfig, out: Path, resume: bool = True, shown_out: str | None = None
+                 ) -> CompareConfig | None:
     """The experiment stored in ``out`` (None if none), once it is clear that ``config`` asks for that one."""
     if not (out / EXPERIMENT_FILE).exists():
         return None
     stored = load_config(out)
-    check_same(out, asdict(stored), asdict(_normalised(config)), resume)
+    check_same(shown_out or out, asdict(stored), asdict(_normalised(config)), resume)
     return stored
 
 
-def check_same(out: Path, stored: dict[str, Any], asked: dict[str, Any], resume: bool = True) -> None:
+def check_same(out: Path | str, stored: dict[str, Any], asked: dict[str, Any], resume: bool = True) -> None:
     """Refuse to go on with the experiment in ``out`` under other settings; the message names them."""
     differ = [k for k in stored if stored[k] != asked.get(k)]
     if differ:
@@ -257,18 +271,21 @@ def _show(value: Any) -> str:
 
 def _normalised(config: CompareConfig) -> CompareConfig:
     cfg = CompareConfig(**asdict(config))
-    if cfg.data is not None:
+    if cfg.data is not None and not is_uri(cfg.data):
         cfg.data = str(Path(cfg.data).resolve())
     cfg.dataset = check_dataset(get_spec(cfg.benchmark), cfg.dataset)
     return cfg
 
 
 def read_definition(out: str | os.PathLike) -> dict[str, Any]:
-    """The experiment definition ``out/experiment.json``, or a clear error when ``out`` holds none."""
-    path = Path(out) / EXPERIMENT_FILE
+    """The experiment definition ``out/experiment.json``, or a clear error when ``out`` holds none.
+
+    ``out`` may be a storage URI (``s3://bucket/x``).
+    """
+    path = (check_remote_folder(os.fspath(out), "") if is_uri(out) else Path(out)) / EXPERIMENT_FILE
     if not path.is_file():
         raise NotAnExperimentError(
-            f"{out} is not a raynas experiment folder (it has no {EXPERIMENT_FILE}); give the --out "
+            f"{shown(out)} is not a raynas experiment folder (it has no {EXPERIMENT_FILE}); give the --out "
             "folder of a `raynas compare`, `run` or `demo`"
         )
     try:
@@ -299,22 +316,30 @@ def load_config(out: str | os.PathLike) -> CompareConfig:
 
 
 def resume(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:
-    """Continue an interrupted comparison in ``out`` (finished studies are not rerun)."""
-    out = Path(out).resolve()
-    return _run(load_config(out), out, restore=True, progress=progress, verbose=verbose)
+    """Continue an interrupted comparison in ``out`` (finished studies are not rerun).
+
+    ``out`` may be a storage URI: the experiment goes on there, from any machine.
+    """
+    config = load_config(out)
+    local, root = experiment_folder(out, (EXPERIMENT_FILE,)) if is_uri(out) else (Path(out).resolve(),) * 2
+    return _run(config, local, restore=True, progress=progress, verbose=verbose, root=root)
 
 
 def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbose: int,
-         bench: TabularBenchmark | None = None) -> Path:
+         bench: TabularBenchmark | None = None, root: Path | RemotePath | None = None) -> Path:
+    """Run the studies; the driver writes into ``out``, Tune and the studies into ``root`` (default: ``out``)."""
+    root = out if root is None else root
     if config.backend == "tune":
         from raynas.runner._tune_run import run_studies
 
-        return run_studies(config, out, restore=restore, progress=progress, verbose=verbose, bench=bench)
+        path = run_studies(config, out, restore=restore, progress=progress, verbose=verbose, bench=bench, root=root)
+        push(out, root)
+        return path
     from ray import tune
 
     from raynas.runner._progress import StudyProgress
 
-    if restore and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
+    if restore and isinstance(root, Path) and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
         raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
                           "not read, because unpickling can run code: run the experiment again in a new folder")
     if bench is None:
@@ -329,19 +354,19 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     callback = StudyProgress(len(studies), enabled=progress)
     run_config = tune.RunConfig(
         name="tune",
-        storage_path=str(out),
+        storage_path=str(root),
         verbose=verbose,
         callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
     )
-    tune_dir = out / "tune"
+    tune_dir = root / "tune"
     if restore and restorable(tune_dir, "the Tune experiment", "a fresh one runs every study on from its own "
                                                                  "checkpoints"):
-        trainable = _trainable(evaluator, out, config.gpus_per_study)
+        trainable = _trainable(evaluator, root, config.gpus_per_study)
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            _trainable(evaluator, out, config.gpus_per_study),
+            _trainable(evaluator, root, config.gpus_per_study),
             # Seed by seed, every method in turn: the first seeds of all methods finish first, and
             # slow methods (neural controllers) are spread over the run instead of all at its end.
             param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},
@@ -350,13 +375,14 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
         )
     grid = tuner.fit()
     callback.close()
-    path = collect(grid, studies, config, evaluator, metric, out)
+    path = collect(grid, studies, config, evaluator, metric, out, root)
     write_report(out, config, evaluator, metric)
+    push(out, root)
     return path
 
 
 def collect(grid, studies: Sequence[StudySpec], config: CompareConfig, evaluator: Evaluator, metric: str,
-            out: Path) -> Path:
+            out: Path, root: Path | RemotePath | None = None) -> Path:
     """Gather every study's rows into ``results.parquet`` and its state into ``studies/<study>/searcher.pt``.
 
     Rows come from each study's newest readable checkpoint, for every study of the experiment,
@@ -371,7 +397,7 @@ def collect(grid, studies: Sequence[StudySpec], config: CompareConfig, evaluator
         result = results.get(spec.name)
         error = None if result is None else result.error
         metrics = (result.metrics if result is not None else None) or {}
-        saved, notes = newest_checkpoint(out / STUDIES_DIR / spec.name)
+        saved, notes = newest_checkpoint((out if root is None else root) / STUDIES_DIR / spec.name)
         notes = [n for n in (metrics.get("recovery"),) if n] + notes
         sim = saved["sim"] if saved else SimState()
         if saved:

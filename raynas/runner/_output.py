@@ -7,18 +7,36 @@ import os
 from pathlib import Path
 
 from raynas._errors import OutputFolderError
+from raynas._storage import RemotePath, check_remote_folder, download, is_uri, shown, working_copy
 
 
 def refuse_uri(out: str | os.PathLike) -> None:
-    """Refuse a cloud storage URI (``s3://bucket/x``): raynas writes to local or mounted folders, for now.
+    """Refuse a storage URI where only a local file or folder will do (``data convert --out``, figures).
 
     Without this check ``s3://bucket/x`` would silently become a local folder named ``s3:``.
     """
     if "://" in os.fspath(out):
         raise OutputFolderError(
-            f"{os.fspath(out)}: cloud storage URIs are not supported yet for --out; write to a local "
-            "or mounted shared folder"
+            f"{shown(os.fspath(out))}: this --out must be a local or mounted folder (experiments take "
+            "storage URIs: `raynas compare --out s3://bucket/x`)"
         )
+
+
+def experiment_folder(out: str | os.PathLike, names: tuple[str, ...]) -> tuple[Path, Path | RemotePath]:
+    """``(local, root)`` of an experiment's ``--out``, checked; writes nothing there.
+
+    ``root`` is where Tune's state and the studies' checkpoints go: the folder itself, or a
+    :class:`~raynas._storage.RemotePath` when ``out`` is a storage URI (``s3://bucket/x``).
+    ``local`` is where the driver writes results and reports: the folder itself, or a fresh local
+    working copy (uploaded to ``root`` when written) that holds the files ``names`` of ``root``.
+    """
+    if is_uri(out):
+        root = check_remote_folder(os.fspath(out))
+        local = working_copy(os.fspath(out))
+        download(root, local, names)
+        return local, root
+    path = check_output_folder(out)
+    return path, path
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 from ray import tune
 
 from raynas._state import StateFileError, dump_state, load_state
+from raynas._storage import as_path
 from raynas.benchmarks import TabularBenchmark
 from raynas.runner._simulator import SimState, simulate
 from raynas.searchers import ArchSearcher, get_searcher
@@ -169,10 +170,11 @@ def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark,
     Args:
         config: ``{"study": StudySpec.to_dict()}``.
         bench: The evaluator (or tabular benchmark) that plays the trainable.
-        store: The folder of the studies' own checkpoints (``DIR/studies``).
+        store: The folder of the studies' own checkpoints (``DIR/studies``): a path every node
+            reaches, or a storage URI (:mod:`raynas._storage`).
     """
     spec = StudySpec(**config["study"])
-    folder = Path(store) / spec.name
+    folder = as_path(store) / spec.name
     saved, notes = newest_checkpoint(folder)
     if notes:
         done = "no readable checkpoint is left: the study starts again from its seed" if saved is None else (

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas._errors import RaynasError, UnknownNameError, check_positive
+from raynas._storage import is_uri, shown
 from raynas.runner._compare import (
     EXPERIMENT_FILE,
     RESULTS_FILE,
@@ -34,11 +35,12 @@ from raynas.runner._compare import (
     _init_ray,
     add_incumbent,
     check_same,
+    push,
     read_definition,
     write_rows,
 )
 from raynas.runner._hparams import extremes, parse_hparams, to_domains
-from raynas.runner._output import check_output_folder, write_definition
+from raynas.runner._output import experiment_folder, write_definition
 from raynas.runner._tune_run import can_resume, trials_in_order
 from raynas.searchers import check_options, get_searcher, searcher_names
 from raynas.spaces import get_space, space_names
@@ -241,23 +243,31 @@ def study_name(method: str, seed: int) -> str:
 
 def run_train(cfg: TrainRunConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True,
               verbose: int = 0) -> Path:
-    """Run (or, with ``resume``, continue) every study of ``cfg``; returns ``results.parquet``."""
-    out = check_output_folder(out)
+    """Run (or, with ``resume``, continue) every study of ``cfg``; returns ``results.parquet``.
+
+    ``out`` may be a storage URI (``s3://bucket/x``): Tune's experiments go there, the results
+    and reports are written locally and uploaded.
+    """
+    shown_out = shown(out)
+    out, root = experiment_folder(out, (EXPERIMENT_FILE,))
     cfg = TrainRunConfig(**asdict(cfg))
-    if cfg.data is not None:
+    if cfg.data is not None and not is_uri(cfg.data):
         cfg.data = str(Path(cfg.data).resolve())
     if (out / EXPERIMENT_FILE).exists():
-        check_same(out, asdict(load_train_config(out)), asdict(cfg), resume)
+        check_same(shown_out, asdict(load_train_config(out)), asdict(cfg), resume)
         if not resume:
-            raise ExperimentExistsError(f"{out} already holds this experiment; pass --resume (or run "
-                                        f"`raynas resume {out}`) to continue it, or choose another --out")
-        return resume_train(out, progress=progress, verbose=verbose)
-    if out.exists() and any(out.iterdir()):
-        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
+            raise ExperimentExistsError(f"{shown_out} already holds this experiment; pass --resume (or run "
+                                        f"`raynas resume {shown_out}`) to continue it, or choose another --out")
+        stored = load_train_config(out)
+        stored.validate()
+        return _run(stored, out, progress, verbose, root)
+    if root.exists() and any(root.iterdir()):
+        raise ExperimentExistsError(f"{shown_out} exists and is not a raynas experiment; choose another --out")
     cfg.validate()
     load_splits(cfg, cfg.first_seed)  # a missing or malformed dataset fails before anything is written
     write_definition(out, EXPERIMENT_FILE, {"kind": KIND, **asdict(cfg)})
-    return _run(cfg, out, progress, verbose)
+    push(out, root, EXPERIMENT_FILE)
+    return _run(cfg, out, progress, verbose, root)
 
 
 def load_train_config(out: str | os.PathLike) -> TrainRunConfig:
@@ -273,13 +283,14 @@ def load_train_config(out: str | os.PathLike) -> TrainRunConfig:
 
 def resume_train(out: str | os.PathLike, progress: bool = True, verbose: int = 0) -> Path:
     """Continue every unfinished study of the experiment in ``out``; finished ones are kept as they are."""
-    out = Path(out).resolve()
     cfg = load_train_config(out)
     cfg.validate()
-    return _run(cfg, out, progress, verbose)
+    local, root = experiment_folder(out, (EXPERIMENT_FILE,)) if is_uri(out) else (Path(out).resolve(),) * 2
+    return _run(cfg, local, progress, verbose, root)
 
 
-def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
+def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int, root=None) -> Path:
+    """Run the unfinished studies; Tune writes into ``root`` (default ``out``), the driver into ``out``."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
@@ -297,7 +308,7 @@ def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
             data[seed] = (ray.put(splits), splits.num_classes)
         splits_ref, num_classes = data[seed]
         name = study_name(method, seed)
-        folder = out / "tune" / name
+        folder = (out if root is None else root) / "tune" / name
         bar = TrialProgress(cfg.budget, f"{method} seed {seed}", METRIC, MODE, enabled=progress)
         start = time.time()
         if can_resume(folder):
@@ -313,7 +324,7 @@ def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
                     reuse_actors=True,  # a new worker process per trial costs seconds; the data stays put
                 ),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(out / "tune"), verbose=verbose, callbacks=[bar],
+                    name=name, storage_path=str(folder.parent), verbose=verbose, callbacks=[bar],
                     failure_config=tune.FailureConfig(max_failures=0),
                 ),
             )
@@ -323,6 +334,7 @@ def _run(cfg: TrainRunConfig, out: Path, progress: bool, verbose: int) -> Path:
     path = out / RESULTS_FILE
     write_rows(rows, path, TRAIN_METRICS)
     write_train_report(out, cfg)
+    push(out, out if root is None else root)
     return path
 
 

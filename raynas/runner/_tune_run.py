@@ -48,12 +48,14 @@ def can_resume(folder: Path) -> bool:
 
 
 def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: bool = True,
-                verbose: int = 0, bench: TabularBenchmark | None = None) -> Path:
+                verbose: int = 0, bench: TabularBenchmark | None = None, root=None) -> Path:
     """Run (or continue) every study of ``cfg`` with one Tune trial per query; returns ``results.parquet``.
 
     Each study (method x seed) is a Tune experiment in ``out/tune/<method>_seed<seed>``; a
     finished one is kept as it is on ``restore``, an unfinished one continues with ``Tuner.restore``.
-    Called by :func:`raynas.runner._compare.compare` for ``backend="tune"``.
+    Called by :func:`raynas.runner._compare.compare` for ``backend="tune"``. The Tune
+    experiments go to ``root`` (default ``out``; a :class:`~raynas._storage.RemotePath` for
+    ``--out s3://...``), the results and reports to ``out``.
     """
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -68,9 +70,10 @@ def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: 
     mode = default_mode(metric)
     _init_ray()
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    root = out if root is None else root
     rows: list[dict[str, Any]] = []
     for spec in cfg.studies(metric, mode):
-        folder = out / "tune" / spec.name
+        folder = root / "tune" / spec.name
         bar = TrialProgress(cfg.budget, f"{spec.method} seed {spec.seed}", metric, mode, enabled=progress)
         start = time.time()
         if restore and can_resume(folder):
@@ -83,7 +86,7 @@ def run_studies(cfg: CompareConfig, out: Path, restore: bool = False, progress: 
                     num_samples=cfg.budget, metric=metric, mode=mode, reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
-                    name=spec.name, storage_path=str(out / "tune"), verbose=verbose, callbacks=[bar],
+                    name=spec.name, storage_path=str(root / "tune"), verbose=verbose, callbacks=[bar],
                     failure_config=tune.FailureConfig(max_failures=0),
                 ),
             )
@@ -116,8 +119,16 @@ def trials_in_order(grid) -> list[tuple[int, Any]]:
 
 def _study_rows(grid, cfg: CompareConfig, spec: StudySpec, evaluator: Evaluator, metric: str,
                 start: float) -> list[dict]:
-    """The study's rows in suggestion order; ``time`` is wall-clock seconds from the start of this run."""
+    """The study's rows in suggestion order; ``time``: wall-clock seconds from the study's first trial.
+
+    The origin is the start of the study's earliest trial (its report time less its running time),
+    so a finished study read again on resume keeps its times; ``start`` (this run's start) is the
+    origin only when no trial reported.
+    """
     rows = []
+    starts = [m["timestamp"] - (m.get("time_total_s") or 0.0) for m in (r.metrics or {} for r in grid)
+              if m.get("timestamp") is not None]
+    start = min(starts, default=start)
     for query, (index, result) in enumerate(trials_in_order(grid)):
         metrics = result.metrics or {}
         error = None if result.error is None else f"{type(result.error).__name__}: {result.error}"

@@ -11,10 +11,12 @@ a fresh Tune experiment.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickletools
 import time
+import zipfile
 from pathlib import Path
 
 log = logging.getLogger("raynas")
@@ -43,8 +45,20 @@ def state_problem(folder: Path) -> str | None:
 
 
 def _whole_pickle(path: Path) -> bool:
+    """Whether ``path`` holds a whole pickle, or a whole ``torch.save`` archive.
+
+    A raynas searcher saves its state with ``torch.save`` (a zip archive, no pickle of code)
+    under the name Tune gives it, ``searcher-state-*.pkl``; a cut archive fails the zip check.
+    """
+    data = path.read_bytes()
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return archive.testzip() is None
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return False
     try:
-        for _ in pickletools.genops(path.read_bytes()):
+        for _ in pickletools.genops(data):
             pass
     except Exception:  # e.g. ValueError: the pickle ends before its STOP opcode
         return False

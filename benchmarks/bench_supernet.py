@@ -1,0 +1,116 @@
+"""Supernet evaluation (SPOS) on NAS-Bench-201 and digits: speed, and how far its ranking holds.
+
+Each figure next to its peer measured in the same run:
+
+1. Supernet training, steps/s, against the training of one stand-alone network of the same
+   width (a mid-size cell) with ``train_model`` on the same batches: the ratio is what
+   weight sharing costs per step (a path of the supernet is one network, plus sampling).
+2. Evaluations/s of :class:`SupernetEvaluator` (BN recalibration on ``--bn-batches`` training
+   batches, then the validation set) against training one cell stand-alone for the same epochs:
+   the speed-up that makes weight sharing worth it.
+3. Kendall tau between supernet accuracy and stand-alone accuracy (``train_model``, same
+   epochs and recipe) on ``--cells`` random cells; the number that says how far to trust a
+   search over the supernet.
+
+Everything on one torch thread (a one-CPU Ray trial). Writes benchmarks/results/supernet.json.
+Usage: python benchmarks/bench_supernet.py [--channels 16] [--cells-per-stage 5] [--epochs 10]
+       [--cells 20] [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from benchmarks._common import write
+from raynas.spaces import get_space
+from raynas.trainables.data import load_dataset
+from raynas.trainables.networks import build_network
+from raynas.trainables.supernet import (
+    SupernetConfig,
+    SupernetEvaluator,
+    kendall_tau,
+    train_supernet,
+)
+from raynas.trainables.train import TrainConfig, seeded_init, train_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--cells-per-stage", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--cells", type=int, default=20)
+    ap.add_argument("--bn-batches", type=int, default=4)
+    ap.add_argument("--quick", action="store_true", help="C=8, N=1, 3 epochs, 8 cells")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.channels, args.cells_per_stage, args.epochs, args.cells = 8, 1, 3, 8
+    torch.set_num_threads(1)
+    splits = load_dataset("digits", seed=0, channels=3)
+    recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device="cpu")
+    cfg = SupernetConfig(channels=args.channels, cells_per_stage=args.cells_per_stage, train=recipe)
+    net_opts = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the first optimizer imports torch._dynamo (s)
+    t = time.perf_counter()
+    state, curve = train_supernet(splits, cfg)
+    supernet_s = time.perf_counter() - t
+    steps = args.epochs * -(-len(splits.train) // args.batch_size)
+    print(f"supernet: {args.epochs} epochs in {supernet_s:.1f} s, {steps / supernet_s:.1f} steps/s, "
+          f"final train loss {curve[-1]['train_loss']:.3f}")
+
+    space = get_space("nasbench201")
+    rng = np.random.default_rng(0)
+    cells = []
+    while len(cells) < args.cells:  # distinct cells (up to isomorphism)
+        arch = space.sample(rng)
+        if space.key(arch) not in {space.key(c) for c in cells}:
+            cells.append(arch)
+    ev = SupernetEvaluator(state, splits, bn_batches=args.bn_batches)
+    ev.evaluate(cells[0])  # warm-up (first forward pass allocations)
+    times, sup_acc = [], []
+    for arch in cells:
+        t = time.perf_counter()
+        sup_acc.append(ev.accuracy(arch))
+        times.append(time.perf_counter() - t)
+    eval_s = statistics.median(times)
+
+    alone_acc, alone_s = [], []
+    for i, arch in enumerate(cells):
+        model = seeded_init(lambda a=arch: build_network(space, a, splits.num_classes, **net_opts), i)
+        t = time.perf_counter()
+        result = train_model(model, splits, recipe, seed=i)
+        alone_s.append(time.perf_counter() - t)
+        alone_acc.append(result.curve[-1]["val_accuracy"])
+    per_step_alone = statistics.median(alone_s) / steps
+    tau = kendall_tau(sup_acc, alone_acc)
+    out = {
+        "settings": {k: v for k, v in vars(args).items() if k != "no_write"},
+        "supernet_train_s": supernet_s, "supernet_steps_per_s": steps / supernet_s,
+        "standalone_steps_per_s": 1.0 / per_step_alone,
+        "supernet_vs_standalone_step_ratio": (steps / supernet_s) * per_step_alone,
+        "eval_s_per_cell": eval_s, "evals_per_s": 1.0 / eval_s,
+        "standalone_train_s_per_cell": statistics.median(alone_s),
+        "speedup_eval_vs_training": statistics.median(alone_s) / eval_s,
+        "kendall_tau": tau,
+        "supernet_acc": sup_acc, "standalone_acc": alone_acc,
+    }
+    print(f"steps/s: supernet {out['supernet_steps_per_s']:.1f} vs stand-alone {out['standalone_steps_per_s']:.1f} "
+          f"(ratio {out['supernet_vs_standalone_step_ratio']:.2f})")
+    print(f"evaluation: {eval_s * 1000:.0f} ms per cell ({1 / eval_s:.1f}/s) vs {statistics.median(alone_s):.1f} s "
+          f"to train one ({out['speedup_eval_vs_training']:.0f}x)")
+    print(f"Kendall tau (supernet vs stand-alone, {len(cells)} cells, {args.epochs} epochs each): {tau:.3f}")
+    if not args.no_write:
+        write("supernet", out)
+
+
+if __name__ == "__main__":
+    main()

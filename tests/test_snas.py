@@ -1,0 +1,151 @@
+"""SNAS on the NAS-Bench-201 supernet, on the bundled digits (small settings)."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner
+
+from raynas.spaces._nasbench201 import OPS
+from raynas.trainables.data import load_dataset
+from raynas.trainables.networks._supernet import NASBench201Supernet
+from raynas.trainables.snas import (
+    LEVELS,
+    SNASConfig,
+    derive,
+    edge_costs,
+    gumbel_softmax,
+    result_of,
+    search,
+)
+
+#: Small enough for CI: 8 channels, one cell per stage, 12 epochs of which 4 train the weights
+#: alone, and a larger alpha learning rate than the paper's (its 3e-4 is meant for ~100k steps).
+SMALL = dict(channels=8, cells_per_stage=1, epochs=12, warmup_epochs=4, arch_lr=0.1, lr=0.05, device="cpu")
+#: The gap between the search's and the derived child's validation accuracy (points) that the
+#: paper's claim allows here, for the unconstrained and the mild search.
+GAP = 5.0
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_dataset("digits", seed=0, channels=3)
+
+
+@pytest.fixture(scope="module")
+def by_level(splits):
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {lv: result_of(search(splits, SNASConfig(level=lv, **SMALL)), splits)
+                for lv in ("none", "mild", "aggressive")}
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_gumbel_samples_approach_one_hot_as_the_temperature_drops():
+    log_p = torch.log_softmax(torch.tensor([[1.0, 0.5, 0.0, -0.5, -1.0]]).expand(4000, -1), -1)
+    peaks = {}
+    for tau in (1.0, 0.3, 0.1, 0.03):
+        z = gumbel_softmax(log_p, tau, torch.Generator().manual_seed(0))
+        assert torch.allclose(z.sum(-1), torch.ones(4000))
+        peaks[tau] = float(z.max(-1).values.mean())
+    assert peaks[1.0] < peaks[0.3] < peaks[0.1] < peaks[0.03] and peaks[1.0] < 0.7 and peaks[0.03] > 0.97
+    # The hard decision follows softmax(alpha) (the Gumbel-max property), whatever the temperature.
+    z = gumbel_softmax(log_p, 0.03, torch.Generator().manual_seed(1))
+    shares = torch.bincount(z.argmax(-1), minlength=5).float() / 4000
+    assert torch.allclose(shares, log_p[0].exp(), atol=0.03)
+
+
+def test_temperature_anneals_from_1_to_003():
+    cfg = SNASConfig(epochs=10)
+    taus = [cfg.temperature_at(e) for e in range(10)]
+    assert taus[0] == 1.0 and taus[-1] == pytest.approx(0.03) and taus == sorted(taus, reverse=True)
+
+
+def test_local_costs_rank_the_ops_as_appendix_f():
+    """Params, FLOPs and MAC together tell all ops apart: none < skip < pool < 1x1 < 3x3."""
+    costs = edge_costs(NASBench201Supernet(10, channels=8, cells_per_stage=1), image_size=8)
+    assert costs.shape == (6, 5) and torch.equal(costs, costs[:1].expand(6, -1))
+    order = [OPS.index(op) for op in ("none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")]
+    row = costs[0][order].tolist()
+    assert row[0] == 0 and row == sorted(row) and len(set(row)) == 5 and row[-1] == pytest.approx(3.0)
+
+
+@pytest.mark.slow
+def test_stronger_constraints_derive_smaller_children(by_level):
+    params = [by_level[lv]["params"] for lv in ("none", "mild", "aggressive")]
+    flops = [by_level[lv]["flops"] for lv in ("none", "mild", "aggressive")]
+    assert params == sorted(params, reverse=True) and params[0] > params[-1]
+    assert flops == sorted(flops, reverse=True) and flops[0] > flops[-1]
+    assert "none" in by_level["aggressive"]["genotype"]  # the zero op drops edges
+    for found in by_level.values():
+        assert len(found["genotype"]) == 6 and set(found["genotype"]) <= set(OPS)
+
+
+@pytest.mark.slow
+def test_the_child_keeps_the_search_accuracy_without_finetuning(by_level):
+    for level in ("none", "mild"):
+        found = by_level[level]
+        assert found["search_val_accuracy"] > 80  # digits, 10 classes
+        assert abs(found["child_val_accuracy"] - found["search_val_accuracy"]) <= GAP, level
+
+
+def test_an_interrupted_search_resumes_exactly(splits, one_thread):
+    cfg = SNASConfig(level="mild", **{**SMALL, "channels": 4, "epochs": 3, "warmup_epochs": 1})
+    straight = search(splits, cfg)
+    saved = {}
+
+    class Killed(Exception):
+        pass
+
+    def die_after_2(metrics, state):
+        saved["state"] = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+        if metrics["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        search(splits, cfg, on_epoch=die_after_2)
+    resumed = search(splits, cfg, state=saved["state"])
+    assert torch.equal(resumed["log_alpha"], straight["log_alpha"])
+    assert [m["train_loss"] for m in resumed["curve"]] == [m["train_loss"] for m in straight["curve"]]
+    assert derive(resumed["log_alpha"]) == derive(straight["log_alpha"])
+    with pytest.raises(Exception, match="other settings"):
+        search(splits, SNASConfig(level="aggressive", **{**SMALL, "channels": 4, "epochs": 3}), state=saved["state"])
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown constraint level 'extreme'"):
+        SNASConfig(level="extreme")
+    with pytest.raises(ValueError, match="not 'darts'"):
+        SNASConfig(space="darts")
+    with pytest.raises(ValueError, match="temperature_min"):
+        SNASConfig(temperature_min=2.0)
+    assert SNASConfig(lam=0.3).penalty == 0.3 and SNASConfig(level="moderate").penalty == LEVELS["moderate"]
+
+
+@pytest.mark.slow
+def test_raynas_snas_sweep_writes_one_row_and_genotype_per_trial(ray_session, tmp_path):
+    from raynas.cli import main
+
+    out = tmp_path / "sweep"
+    args = ["snas", "--levels", "none,0.5", "--seeds", "2", "--epochs", "4", "--set", "channels=4",
+            "--set", "cells_per_stage=1", "--set", "warmup_epochs=1", "--set", "arch_lr=0.1",
+            "--set", "device=cpu", "--out", str(out), "--quiet"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(out / "snas.parquet").to_pylist()
+    assert [(r["level"], r["seed"]) for r in rows] == [("none", 0), ("none", 1), ("0.5", 0), ("0.5", 1)]
+    assert [r["lambda"] for r in rows] == [0.0, 0.0, 0.5, 0.5] and not any(r["error"] for r in rows)
+    for r in rows:
+        saved = json.loads((out / "genotypes" / f"{r['level']}_seed{r['seed']}.json").read_text())
+        assert saved["genotype"] == json.loads(r["genotype"]) and saved["params"] == r["params"] > 0
+        assert 0 <= r["child_val_accuracy"] <= 100 and r["epochs"] == 4
+    again = CliRunner().invoke(main, ["resume", str(out), "--quiet"])  # finished: nothing runs again
+    assert again.exit_code == 0, again.output
+    assert pq.read_table(out / "snas.parquet").to_pylist() == rows
+    bad = CliRunner().invoke(main, ["snas", "--levels", "extreme", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "unknown --levels extreme" in bad.output and not (tmp_path / "x").exists()

@@ -1,0 +1,168 @@
+"""Supernet evaluation (SPOS) on NAS-Bench-201, on the bundled digits (small settings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from raynas.runner._study import StudySpec, run_study
+from raynas.spaces import get_space
+from raynas.trainables.data import load_dataset
+from raynas.trainables.networks._supernet import NASBench201Supernet, child_network, path_of
+from raynas.trainables.supernet import (
+    SupernetConfig,
+    SupernetEvaluator,
+    kendall_tau,
+    load_state_file,
+    sample_path,
+    save_state_file,
+    train_supernet,
+)
+from raynas.trainables.train import TrainConfig
+
+SMALL = dict(channels=8, cells_per_stage=1)
+RECIPE = TrainConfig(epochs=4, batch_size=32, lr=0.05, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_dataset("digits", seed=0, channels=3)
+
+
+@pytest.fixture(scope="module")
+def trained(splits):
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # float sums, hence the trained weights, depend on the thread count
+    try:
+        return train_supernet(splits, SupernetConfig(**SMALL, train=RECIPE))
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_a_path_of_the_supernet_is_the_stand_alone_network(trained, splits):
+    """The supernet is built from the stand-alone network's own op modules: a path, moved into a
+    stand-alone NASBench201Network, computes the same function."""
+    state, _ = trained
+    net = NASBench201Supernet(10, **SMALL)
+    net.load_state_dict(state["model"])
+    net.eval()
+    x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    space = get_space("nasbench201")
+    for arch in (space.sample(np.random.default_rng(s)) for s in range(4)):
+        child = child_network(net, arch).eval()
+        with torch.no_grad():
+            assert torch.allclose(child(x), net(x, arch), atol=1e-6)
+        assert sum(p.numel() for p in child.parameters()) < sum(p.numel() for p in net.parameters())
+
+
+def test_weights_relax_a_path(trained):
+    """A one-hot weight row per edge is the single path; the zero op contributes nothing."""
+    state, _ = trained
+    net = NASBench201Supernet(10, **SMALL)
+    net.load_state_dict(state["model"])
+    net.eval()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    arch = ("nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")
+    onehot = torch.nn.functional.one_hot(torch.tensor(path_of(arch)), 5).float()
+    with torch.no_grad():
+        assert torch.allclose(net(x, onehot), net(x, arch), atol=1e-6)
+    with pytest.raises(ValueError, match="has 6 edges"):
+        net(x, arch[:5])
+    with pytest.raises(ValueError, match="shape"):
+        net(x, onehot[:, :4])
+
+
+def test_paths_are_sampled_uniformly():
+    gen = torch.Generator().manual_seed(0)
+    counts = np.zeros((6, 5))
+    for _ in range(3000):
+        counts[np.arange(6), sample_path(gen)] += 1
+    assert np.abs(counts / 3000 - 0.2).max() < 0.03  # 3000 draws: sd of a share 0.0073
+
+
+def test_training_learns_and_resumes_exactly(trained, splits, tmp_path, one_thread):
+    state, curve = trained
+    assert [m["epoch"] for m in curve] == [1, 2, 3, 4]
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] - 0.3
+    # Killed after epoch 2 (its state written to a file and read back), then resumed.
+    cfg = SupernetConfig(**SMALL, train=RECIPE)
+
+    class Killed(Exception):
+        pass
+
+    def checkpoint_then_die(metrics, st):
+        save_state_file(st, tmp_path / f"e{metrics['epoch']}.pt")
+        if metrics["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_supernet(splits, cfg, on_epoch=checkpoint_then_die)
+    resumed, curve2 = train_supernet(splits, cfg, state=load_state_file(tmp_path / "e2.pt"))
+    assert [m["train_loss"] for m in curve2] == [m["train_loss"] for m in curve]
+    for name, tensor in state["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    with pytest.raises(Exception, match="other settings"):
+        train_supernet(splits, SupernetConfig(channels=4, cells_per_stage=1, train=RECIPE),
+                       state=load_state_file(tmp_path / "e2.pt"))
+
+
+def test_evaluation_is_deterministic_fast_and_ranks(trained, splits, tmp_path):
+    state, _ = trained
+    save_state_file(state, tmp_path / "supernet.pt")
+    ev = SupernetEvaluator(tmp_path / "supernet.pt", splits)
+    space = get_space("nasbench201")
+    archs = [space.sample(np.random.default_rng(s)) for s in range(12)]
+    first = [ev.evaluate(a)["val_accuracy"] for a in archs]
+    again = [ev.evaluate(a)["val_accuracy"] for a in reversed(archs)][::-1]
+    assert first == again  # BN statistics are recomputed per cell from fixed batches
+    assert max(first) > 40 and max(first) - min(first) > 10  # it tells cells apart (chance: 10%)
+    result = ev.evaluate(("none",) * 6)
+    assert result["val_accuracy"] < 20 and result["key"] == space.key(("none",) * 6)
+    assert 0 < ev.cost(("nor_conv_3x3",) * 6)["flops"] and ev.cost(("none",) * 6)["flops"] < ev.cost(
+        ("nor_conv_3x3",) * 6)["flops"]
+    with pytest.raises(Exception, match="not a readable supernet checkpoint"):
+        (tmp_path / "cut.pt").write_bytes((tmp_path / "supernet.pt").read_bytes()[:100])
+        SupernetEvaluator(tmp_path / "cut.pt", splits)
+
+
+def test_any_searcher_searches_over_the_supernet(trained, splits):
+    state, _ = trained
+    ev = SupernetEvaluator(state, splits)
+    _, st = run_study(StudySpec("evolution", 0, "val_accuracy", "max", 12), ev)
+    assert len(st.rows) == 12 and all(r.get("error") is None for r in st.rows)
+    _, again = run_study(StudySpec("evolution", 0, "val_accuracy", "max", 12), SupernetEvaluator(state, splits))
+    assert [r["val_accuracy"] for r in st.rows] == [r["val_accuracy"] for r in again.rows]
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError):
+        kendall_tau([1.0], [1.0])
+
+
+def test_tune_trainable_checkpoints_every_epoch(ray_session, splits, tmp_path):
+    """The Tune trainable reports every epoch with a checkpoint, and its last checkpoint holds the
+    weights that direct training gives."""
+    from ray import tune
+
+    from raynas.trainables.supernet import CHECKPOINT_FILE, supernet_trainable
+
+    cfg = SupernetConfig(**SMALL, train=RECIPE, epochs=2)
+    trainable = tune.with_parameters(supernet_trainable, data=ray_session.put(splits), supernet=cfg)
+    grid = tune.Tuner(trainable, param_space={"seed": 0},
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), name="supernet", verbose=0)).fit()
+    result = grid[0]
+    assert result.error is None
+    with result.checkpoint.as_directory() as folder:
+        state = load_state_file(f"{folder}/{CHECKPOINT_FILE}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a one-CPU Ray worker: float sums depend on the thread count
+    try:
+        direct, _ = train_supernet(splits, cfg)
+    finally:
+        torch.set_num_threads(old)
+    assert state["epoch"] == 2
+    for name, tensor in direct["model"].items():
+        assert torch.equal(tensor, state["model"][name]), name

@@ -1,0 +1,149 @@
+"""One-shot supernets: every candidate op of every edge in one network, sharing its weights.
+
+:class:`NASBench201Supernet` is the NAS-Bench-201 ``TinyNetwork`` (the same stem, residual
+reductions and head as :class:`~raynas.trainables.networks._nasbench201.NASBench201Network`)
+whose cells hold, on each of their six edges, one module per op of
+:data:`~raynas.trainables.networks._nasbench201.OPS`, the very constructors of the stand-alone
+network. All cells of the network share one choice of ops, as the cells of a NAS-Bench-201
+architecture do.
+
+``forward(x, choice)`` takes either
+
+* an architecture (six op names), or six op indices: a single path, as SPOS trains and
+  evaluates it (Guo et al., 2020, "Single Path One-Shot NAS with Uniform Sampling"); or
+* a ``(6, 5)`` weight tensor: edge ``e`` outputs ``sum_k w[e, k] * op_k(x)``, the relaxed edge
+  of DARTS and of SNAS's concrete samples (ops whose weight is exactly zero are skipped).
+
+Example:
+    >>> import torch
+    >>> net = NASBench201Supernet(num_classes=10, channels=4, cells_per_stage=1)
+    >>> arch = ("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none")
+    >>> net(torch.zeros(2, 3, 8, 8), arch).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from raynas.spaces._nasbench201 import EDGES
+from raynas.spaces._nasbench201 import OPS as OP_NAMES
+from raynas.trainables.networks._nasbench201 import OPS, ResidualReduction
+
+#: Index of each op name in a weight row or a path.
+OP_INDEX = {name: i for i, name in enumerate(OP_NAMES)}
+
+
+def path_of(choice: Sequence[str] | Sequence[int]) -> list[int]:
+    """Op indices of an architecture (op names) or of a path (indices), checked."""
+    if len(choice) != len(EDGES):
+        raise ValueError(f"a NAS-Bench-201 path has {len(EDGES)} edges, got {len(choice)}")
+    path = [OP_INDEX[c] if isinstance(c, str) else int(c) for c in choice]
+    if any(not 0 <= i < len(OP_NAMES) for i in path):
+        raise ValueError(f"op indices lie in [0, {len(OP_NAMES)}), got {path}")
+    return path
+
+
+class MixedEdge(nn.Module):
+    """One edge of the supernet: one module per candidate op."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.ops = nn.ModuleList(OPS[name](channels) for name in OP_NAMES)
+
+    def forward(self, x: torch.Tensor, choice: int | torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
+        if isinstance(choice, int):
+            return self.ops[choice](x)
+        out = None
+        for k, op in enumerate(self.ops):  # weights (K,): the relaxed edge
+            if OP_NAMES[k] == "none" or not bool(choice[k] != 0):  # zero contributes nothing
+                continue
+            term = choice[k] * op(x)
+            out = term if out is None else out + term
+        return x.mul(0.0) if out is None else out
+
+
+class SuperCell(nn.Module):
+    """The 4-node NAS-Bench-201 cell with a :class:`MixedEdge` on each of its six edges."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.edges = nn.ModuleList(MixedEdge(channels) for _ in EDGES)
+
+    def forward(self, x: torch.Tensor, choices: Sequence[int | torch.Tensor]) -> torch.Tensor:
+        nodes = [x]
+        for target in (1, 2, 3):
+            terms = [edge(nodes[src], choices[e]) for e, ((src, dst), edge) in enumerate(zip(EDGES, self.edges))
+                     if dst == target]
+            nodes.append(sum(terms[1:], terms[0]))
+        return nodes[-1]
+
+
+class NASBench201Supernet(nn.Module):
+    """The NAS-Bench-201 one-shot supernet (see the module docstring).
+
+    Args:
+        num_classes: Classifier outputs.
+        channels: Stem and first-stage channels ``C`` (16 in the benchmark).
+        cells_per_stage: Cells per stage ``N`` (5 in the benchmark).
+        in_channels: Input image channels.
+    """
+
+    def __init__(self, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        layers: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(SuperCell(c) for _ in range(cells_per_stage))
+        self.cells = nn.ModuleList(layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor, choice: Sequence[str] | Sequence[int] | torch.Tensor) -> torch.Tensor:
+        if isinstance(choice, torch.Tensor):
+            if choice.shape != (len(EDGES), len(OP_NAMES)):
+                raise ValueError(f"edge weights have shape {(len(EDGES), len(OP_NAMES))}, got {tuple(choice.shape)}")
+            choices: Sequence[int | torch.Tensor] = list(choice)
+        else:
+            choices = path_of(choice)
+        x = self.stem(x)  # (B, C, H, W)
+        for layer in self.cells:
+            x = layer(x, choices) if isinstance(layer, SuperCell) else layer(x)
+        return self.classifier(self.head(x))  # (B, num_classes)
+
+
+def child_network(supernet: NASBench201Supernet, arch: Sequence[str]) -> nn.Module:
+    """The stand-alone :class:`NASBench201Network` of ``arch``, with the supernet's weights.
+
+    Each edge gets the module of its op in the supernet (copied, not shared); stem, reductions and
+    head are copied as they are. In eval mode it computes exactly what ``supernet(x, arch)``
+    does, so a cell found on the supernet can be fine-tuned from the inherited weights.
+    """
+    import copy
+
+    from raynas.trainables.networks._nasbench201 import Cell201, NASBench201Network
+
+    path = path_of(arch)
+    first = next(m for m in supernet.cells if isinstance(m, SuperCell))
+    channels = first.edges[0].ops[OP_INDEX["nor_conv_3x3"]][1].in_channels
+    per_stage = sum(1 for m in supernet.cells if isinstance(m, SuperCell)) // 3
+    with torch.random.fork_rng(devices=[]):
+        child = NASBench201Network(tuple(OP_NAMES[i] for i in path), supernet.classifier.out_features,
+                                   channels, per_stage)
+    child.stem = copy.deepcopy(supernet.stem)
+    child.head, child.classifier = copy.deepcopy(supernet.head), copy.deepcopy(supernet.classifier)
+    for i, layer in enumerate(supernet.cells):
+        if isinstance(layer, SuperCell):
+            target = child.cells[i]
+            assert isinstance(target, Cell201)
+            target.ops = nn.ModuleList(copy.deepcopy(edge.ops[k]) for edge, k in zip(layer.edges, path))
+        else:
+            child.cells[i] = copy.deepcopy(layer)
+    return child
