@@ -146,7 +146,7 @@ def test_embedding_is_invariant_to_isomorphic_relabelling(cache):
     twins = [g for g in groups.values() if len(g) >= 3][:20]
     assert twins
     s = _make("arch2vec-bo", space, cache)
-    emb = s._emb
+    emb = s.embeddings
     for group in twins:
         z = emb.embed(group)
         assert np.array_equal(z, np.repeat(z[:1], len(group), axis=0))
@@ -167,6 +167,15 @@ def test_embedding_is_invariant_to_isomorphic_relabelling(cache):
         assert np.allclose(za, zb, atol=1e-5)
 
 
+def test_construction_reads_no_embeddings_until_the_first_proposal(tmp_path):
+    before = dict(CACHE_STATS)
+    s = get_searcher("arch2vec-rl", "nasbench_macro", metric="m", mode="max", cache_dir=str(tmp_path),
+                     **{**SMALL, "pretrain_size": 200, "pretrain_epochs": 1})
+    assert CACHE_STATS == before and not list(tmp_path.iterdir())
+    assert isinstance(s.suggest("t0"), dict)
+    assert CACHE_STATS["pretrained"] == before["pretrained"] + 1
+
+
 # ---------------------------------------------------------------------- the cache
 def test_cache_is_hit_on_the_second_study(tmp_path, monkeypatch, nb201_excerpt):
     folder = str(tmp_path)
@@ -182,7 +191,7 @@ def test_cache_is_hit_on_the_second_study(tmp_path, monkeypatch, nb201_excerpt):
     assert CACHE_STATS["pretrained"] == before["pretrained"] + 1
     # another study in this process shares the loaded embeddings
     again = get_searcher("arch2vec-rl", space, metric="test_accuracy", mode="max", seed=1, **options)
-    assert again._emb is first._emb and CACHE_STATS["memo"] == before["memo"] + 1
+    assert again.embeddings is first.embeddings and CACHE_STATS["memo"] == before["memo"] + 1
     # a new process (here: a cleared memo) reads the file and never pretrains again
     clear_memo()
     monkeypatch.setattr("raynas.searchers.arch2vec._pretrain.pretrain",
@@ -190,7 +199,7 @@ def test_cache_is_hit_on_the_second_study(tmp_path, monkeypatch, nb201_excerpt):
     second = get_searcher("arch2vec-bo", space, metric="test_accuracy", mode="max", seed=5, **options)
     simulate(second, nb201_excerpt, 20)
     assert CACHE_STATS["file"] == before["file"] + 1
-    assert np.array_equal(second._emb.z, first._emb.z)
+    assert np.array_equal(second.embeddings.z, first.embeddings.z)
     # other options are another file
     other = Arch2VecBOConfig(**{**options, "pretrain_seed": 1})
     assert cache_path(space, other.pretrain_options()) != path
@@ -287,11 +296,12 @@ def test_study_of_150_queries_on_the_whole_space_is_fast(graph):
 
     options = {k: v for k, v in FAST_OPTIONS["arch2vec-bo"].items() if k.startswith("pretrain_")}
     s = get_searcher("arch2vec-bo", graph.space, metric="val_accuracy", mode="max", **options)
-    assert len(s._pool_z) == 26_206
+    assert len(s.embeddings.keys) == 26_206  # read before the clock starts: cached embeddings
     start = time.perf_counter()
     st = simulate(s, graph, 150)
     assert len(st.rows) == 150 and len({r["key"] for r in st.rows}) == 150
     assert s.rounds == -(-(150 - 16) // 5)  # one round per 5 proposals after the 16 initial cells
+    assert len(s._pool_z) == 26_206
     assert time.perf_counter() - start < 60.0
 
 

@@ -3,8 +3,9 @@
 Both search a pool of embedded cells: a partial table's candidates when given, else the whole
 space where it can be enumerated, else the pretraining sample (Yan et al., 2020, Sec. 4). The
 embeddings come from the per-space cache (:mod:`._pretrain`); they are never retrained for a
-study, and are neither saved in a searcher's state nor pickled with it (a restored or unpickled
-searcher reads them from the cache again).
+study. A searcher reads them at its first proposal (construction is cheap), and neither saves
+them in its state nor pickles them (a restored or unpickled searcher reads them from the cache
+again, once per process).
 
 * arch2vec-BO: ``n_initial`` (16) random cells; then each round fits DNGO on the embeddings of
   the evaluated cells, scores every unseen pool cell by expected improvement and queues the
@@ -120,12 +121,14 @@ class _Arch2VecSearcher(ArchSearcher):
 
     def __init__(self, space: Space | str, *, config: Arch2VecConfig | None = None, **base: Any):
         super().__init__(space, config=config, **base)
-        self._load_pool()
+        self._emb: Embeddings | None = None  # read from the cache at the first proposal
 
     def _load_pool(self) -> None:
+        """Read (or, on a cache miss, pretrain) the embeddings and set up the pool; idempotent."""
+        if self._emb is not None:
+            return
         c = self.config
-        self._emb: Embeddings = load_embeddings(self.space, c.pretrain_options(), c.cache_dir,
-                                                num_threads=c.num_threads)
+        self._emb = load_embeddings(self.space, c.pretrain_options(), c.cache_dir, num_threads=c.num_threads)
         if self.candidates is not None:  # a partial table: its cells, by their own keys
             self._pool_pos = self._candidate_pos
             rows = [self._emb.index.get(k, -1) for k in self._candidate_order]
@@ -149,7 +152,7 @@ class _Arch2VecSearcher(ArchSearcher):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._load_pool()
+        self._emb = None
 
     # ------------------------------------------------------------------ the pool
     def pool_arch(self, i: int) -> Arch:
@@ -192,9 +195,15 @@ class _Arch2VecSearcher(ArchSearcher):
         return self._emb.embed([arch])[0]
 
     @property
+    def embeddings(self) -> Embeddings:
+        """The pretrained embeddings (read from the cache, or pretrained, on first use)."""
+        self._load_pool()
+        return self._emb  # type: ignore[return-value]
+
+    @property
     def pretraining_metrics(self) -> dict[str, Any]:
         """The cache's Table 1 metrics (reconstruction accuracy, validity, uniqueness, in %)."""
-        return dict(self._emb.metrics)
+        return dict(self.embeddings.metrics)
 
 
 class Arch2VecBOSearcher(_Arch2VecSearcher):
@@ -219,6 +228,7 @@ class Arch2VecBOSearcher(_Arch2VecSearcher):
         self.rounds = 0
 
     def _propose(self) -> Arch | None:
+        self._load_pool()
         while self.queue:
             arch = self.pool_arch(self.queue.pop(0))
             if self.allowed(arch):
@@ -232,6 +242,7 @@ class Arch2VecBOSearcher(_Arch2VecSearcher):
 
     def round(self, ok: list[dict[str, Any]]) -> list[int]:
         """Fit the surrogate to the evaluated cells; the ``batch`` open pool rows of highest EI."""
+        self._load_pool()
         c = self.config
         x = np.stack([self.z_of(h["arch"], h["key"]) for h in ok])  # (n, D)
         y = np.array([h["score"] for h in ok], dtype=np.float64)  # (n,)
@@ -306,6 +317,7 @@ class Arch2VecRLSearcher(_Arch2VecSearcher):
         self.updates = 0
 
     def _propose(self) -> Arch | None:
+        self._load_pool()
         c = self.config
         if self.state is None:  # the first cell: a random one, whose embedding starts the walk
             arch = self.random_pool()
