@@ -14,7 +14,7 @@ again, once per process).
   current state (the embedding of the last cell) to the mean of a Gaussian action
   ``a ~ N(f(s), sigma^2 I)``; the proposal is the unseen pool cell nearest to ``a`` (L2), whose
   embedding becomes the next state. After each episode of ``batch`` (16) cells the policy takes
-  one Adam step on ``-mean_t log pi(a_t | s_t) (R_t - b)``.
+  one Adam step on ``-mean_t log pi(a_t | s_t) (R_t - b) / spread``.
 """
 
 from __future__ import annotations
@@ -291,8 +291,8 @@ class Arch2VecRLSearcher(_Arch2VecSearcher):
         config: :class:`Arch2VecRLConfig`.
         **base: :class:`~raynas.searchers.ArchSearcher` arguments.
 
-    The reward of a cell is its score; the baseline ``b`` is the mean score of the cells
-    evaluated before the episode, and advantages are divided by the spread of all scores so far
+    The reward of a cell is its score; the baseline ``b`` is the mean score of the evaluated
+    cells outside the episode, and advantages are divided by the spread of all scores so far
     (the published code subtracts a fixed 0.4 from accuracies in [0, 1]; this keeps the step
     size independent of the metric's units). Episodes whose cells are still running when the
     next one starts are learned from when their results are in.
@@ -362,7 +362,8 @@ class Arch2VecRLSearcher(_Arch2VecSearcher):
         if not done.any():
             return
         ok = np.array([s for s in self.scores.values() if s is not None], dtype=np.float64)
-        past = [self.scores[k] for k in self.scores if k not in set(episode["keys"]) and self.scores[k] is not None]
+        mine = set(episode["keys"])
+        past = [v for k, v in self.scores.items() if k not in mine and v is not None]
         baseline = float(np.mean(past)) if past else float(rewards[done].mean())
         adv = (rewards[done] - baseline) / (float(ok.std()) + 1e-8)
         with torch_threads(self.config.num_threads):
