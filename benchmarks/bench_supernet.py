@@ -11,6 +11,8 @@ Each figure next to its peer measured in the same run:
 3. Kendall tau between supernet accuracy and stand-alone accuracy (``train_model``, same
    epochs and recipe) on ``--cells`` random cells; the number that says how far to trust a
    search over the supernet.
+4. The wall time of an SNAS search (``--snas-epochs``, the same network and batch size, every
+   op of every edge computed at each step) against the SPOS supernet's training time per epoch.
 
 Everything on one torch thread (a one-CPU Ray trial). Writes benchmarks/results/supernet.json.
 Usage: python benchmarks/bench_supernet.py [--channels 16] [--cells-per-stage 5] [--epochs 10]
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--cells", type=int, default=20)
     ap.add_argument("--bn-batches", type=int, default=4)
+    ap.add_argument("--snas-epochs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="C=8, N=1, 3 epochs, 8 cells")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -92,6 +95,15 @@ def main() -> None:
         alone_acc.append(result.curve[-1]["val_accuracy"])
     per_step_alone = statistics.median(alone_s) / steps
     tau = kendall_tau(sup_acc, alone_acc)
+
+    from raynas.trainables.snas import SNASConfig, result_of, search
+
+    snas_cfg = SNASConfig(level="mild", epochs=args.snas_epochs, batch_size=args.batch_size, lr=args.lr,
+                          channels=args.channels, cells_per_stage=args.cells_per_stage, device="cpu")
+    t = time.perf_counter()
+    snas_state = search(splits, snas_cfg)
+    snas_s = time.perf_counter() - t
+    snas_found = result_of(snas_state, splits)
     out = {
         "settings": {k: v for k, v in vars(args).items() if k != "no_write"},
         "supernet_train_s": supernet_s, "supernet_steps_per_s": steps / supernet_s,
@@ -101,6 +113,9 @@ def main() -> None:
         "standalone_train_s_per_cell": statistics.median(alone_s),
         "speedup_eval_vs_training": statistics.median(alone_s) / eval_s,
         "kendall_tau": tau,
+        "snas_search_s": snas_s, "snas_epoch_s": snas_s / args.snas_epochs,
+        "snas_vs_spos_epoch_ratio": (snas_s / args.snas_epochs) / (supernet_s / args.epochs),
+        "snas_genotype": list(snas_found["genotype"]),
         "supernet_acc": sup_acc, "standalone_acc": alone_acc,
     }
     print(f"steps/s: supernet {out['supernet_steps_per_s']:.1f} vs stand-alone {out['standalone_steps_per_s']:.1f} "
@@ -108,6 +123,8 @@ def main() -> None:
     print(f"evaluation: {eval_s * 1000:.0f} ms per cell ({1 / eval_s:.1f}/s) vs {statistics.median(alone_s):.1f} s "
           f"to train one ({out['speedup_eval_vs_training']:.0f}x)")
     print(f"Kendall tau (supernet vs stand-alone, {len(cells)} cells, {args.epochs} epochs each): {tau:.3f}")
+    print(f"SNAS: {args.snas_epochs} epochs in {snas_s:.1f} s ({out['snas_epoch_s']:.1f} s/epoch, "
+          f"{out['snas_vs_spos_epoch_ratio']:.1f}x a SPOS epoch)")
     if not args.no_write:
         write("supernet", out)
 

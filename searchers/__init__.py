@@ -16,7 +16,13 @@ from typing import Any
 
 from raynas._errors import UnknownNameError
 from raynas.searchers._base import BASE_OPTIONS, ArchSearcher
-from raynas.searchers._config import OptionError, build_config, describe_type, option_types
+from raynas.searchers._config import (
+    OptionError,
+    build_config,
+    describe_type,
+    option_help,
+    option_types,
+)
 from raynas.searchers._joint import HPARAMS_KEY, JointSearcher
 
 # name -> (module, class, one-line description); imported lazily (torch is slow to import).
@@ -95,6 +101,11 @@ def searcher_option_types(name: str) -> dict[str, str]:
     return {k: describe_type(v) for k, v in option_types(searcher_class(name).config_class).items()}
 
 
+def searcher_option_help(name: str) -> dict[str, tuple[str, str | None]]:
+    """Option name -> (one-line description, the paper's value or None where the paper gives none)."""
+    return option_help(searcher_class(name).config_class)
+
+
 def check_options(name: str, options: dict[str, Any]) -> None:
     """Refuse unknown or ill-typed options of strategy ``name`` before anything runs."""
     build_config(searcher_class(name).config_class, name, dict(options))
@@ -133,6 +144,7 @@ __all__ = [
     "register_searcher",
     "searcher_class",
     "searcher_names",
+    "searcher_option_help",
     "searcher_option_types",
     "searcher_options",
 ]

@@ -22,6 +22,23 @@ class OptionError(RaynasError, ValueError):
     """A searcher option has a value of the wrong type or outside its range."""
 
 
+def option(default: Any, help: str, paper: str | None = None) -> Any:
+    """A config field with its one-line ``help`` and the value its paper gives (``raynas searchers``).
+
+    Args:
+        default: Our default.
+        help: One line: what the option does, with its unit.
+        paper: The value the method's paper (or reference code) uses, with the source, e.g.
+            ``"0.8 (Zheng et al.)"``; None where the paper gives none (the default is ours).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "paper": paper})
+
+
+def option_help(config_class: type) -> dict[str, tuple[str, str | None]]:
+    """Field name -> (one-line help, the paper's value or None) of a config dataclass."""
+    return {f.name: (f.metadata.get("help", ""), f.metadata.get("paper")) for f in dataclasses.fields(config_class)}
+
+
 @dataclasses.dataclass(frozen=True)
 class NoConfig:
     """The settings of a strategy that has none (random search)."""

@@ -36,7 +36,7 @@ from torch import nn
 
 from raynas._errors import InvalidArchitectureError
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.searchers._neural import (
     build_module,
     mask_tensor,
@@ -67,19 +67,21 @@ class ENASConfig:
         memory_weight: Weight of the reconstruction loss (1.0).
     """
 
-    hidden_size: int = 64
-    learning_rate: float = 0.0035
-    entropy_weight: float = 1e-4
-    baseline_decay: float = 0.99
-    temperature: float = 5.0
-    tanh_constant: float = 1.1
-    num_aggregate: int = 10
-    reward_scale: float = 0.01
-    memory_regularizer: bool = False
-    memory_size: int = 10_000
-    memory_start: int = 50
-    memory_batch: int = 100
-    memory_weight: float = 1.0
+    hidden_size: int = option(64, "LSTM and embedding size", "64 (ENAS micro search)")
+    learning_rate: float = option(0.0035, "Adam learning rate of the controller", "0.0035 (ENAS micro search)")
+    entropy_weight: float = option(1e-4, "weight of the entropy bonus in the policy loss", "1e-4 (ENAS)")
+    baseline_decay: float = option(0.99, "decay of the reward's moving-average baseline", "0.99 (ENAS micro search)")
+    temperature: float = option(5.0, "logits are divided by it before the tanh", "5.0 (ENAS micro search)")
+    tanh_constant: float = option(1.1, "logits = tanh_constant x tanh(logits / temperature)", "1.1 (ENAS micro search)")
+    num_aggregate: int = option(10, "results per controller update (one Adam step)", "10 (ENAS micro search)")
+    reward_scale: float = option(0.01, "reward = score x reward_scale (0.01 turns percent into [0, 1])")
+    memory_regularizer: bool = option(False, "add the ENAS blog's loss for reconstructing past cells",
+                                      "off (the ENAS blog's remedy for a collapsed controller)")
+    memory_size: int = option(10_000, "cells the memory buffer holds (then replaced at random)",
+                              "10,000 (ENAS blog)")
+    memory_start: int = option(50, "cells in the buffer before the reconstruction loss starts")
+    memory_batch: int = option(100, "past cells reconstructed per update", "100 (ENAS blog)")
+    memory_weight: float = option(1.0, "weight of the reconstruction loss", "1.0 (ENAS blog: L = L_PG + L_Sup)")
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_aggregate", "memory_size", "memory_batch"):

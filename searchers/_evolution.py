@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.spaces import Arch
 
 #: Mutations tried on a partial table before the nearest tabulated cell is taken instead.
@@ -28,8 +28,10 @@ MUTATION_TRIES = 20
 class EvolutionConfig:
     """Regularized evolution settings (NAS-Bench-201 paper's values)."""
 
-    population_size: int = 10  # P
-    sample_size: int = 3  # S, the tournament size
+    population_size: int = option(10, "cells kept alive, P; the oldest dies when a child is born",
+                                  "10 (NAS-Bench-201, Dong & Yang)")
+    sample_size: int = option(3, "tournament size, S: the best of S random members is mutated",
+                              "3 (NAS-Bench-201, Dong & Yang)")
 
     def __post_init__(self) -> None:
         require(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.spaces import Arch
 
 
@@ -25,7 +25,7 @@ class LocalConfig:
             (White et al.: 10).
     """
 
-    num_init: int = 10
+    num_init: int = option(10, "random cells before the first climb; the best is the start", "10 (White et al., 2021)")
 
     def __post_init__(self) -> None:
         require(self.num_init >= 1, f"num_init must be >= 1, got {self.num_init}")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.spaces import Arch
 
 
@@ -33,9 +33,9 @@ class ReinforceConfig:
         reward_scale: Rewards are ``score * reward_scale`` (0.01 turns percent into [0, 1]).
     """
 
-    learning_rate: float = 0.01
-    baseline_decay: float = 0.9
-    reward_scale: float = 0.01
+    learning_rate: float = option(0.01, "step size of the policy logits")
+    baseline_decay: float = option(0.9, "momentum of the moving-average reward baseline")
+    reward_scale: float = option(0.01, "reward = score x reward_scale (0.01 turns percent into [0, 1])")
 
     def __post_init__(self) -> None:
         require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")

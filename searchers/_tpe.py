@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from raynas._errors import InvalidArchitectureError
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.spaces import Arch
 
 
@@ -40,10 +40,11 @@ class TPEConfig:
         max_asks: Asks per proposal before falling back to a random unseen cell.
     """
 
-    n_startup_trials: int = 10
-    n_ei_candidates: int = 24
-    multivariate: bool = False
-    max_asks: int = 25
+    n_startup_trials: int = option(10, "random cells before TPE models the results", "10 (Optuna)")
+    n_ei_candidates: int = option(24, "candidates scored by expected improvement per proposal", "24 (Optuna)")
+    multivariate: bool = option(False, "one joint density over all positions instead of one per position",
+                                "false (Optuna)")
+    max_asks: int = option(25, "asks per proposal before a random unseen cell is taken instead")
 
     def __post_init__(self) -> None:
         for name in ("n_startup_trials", "n_ei_candidates", "max_asks"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -52,8 +53,33 @@ def test_benchmarks_say_where_data_is(cli, tmp_path, monkeypatch):
 
 def test_searchers_list_options(cli):
     res = cli("searchers")
-    assert "evolution" in res.output and "population_size = 10" in res.output
+    assert "evolution" in res.output and "population_size  int = 10" in res.output
     assert "tpe" in res.output
+    assert "= None" not in res.output and "config" not in res.output.split("\n\n", 1)[1]
+
+
+def test_every_searcher_option_has_a_description_a_type_and_its_paper_value_where_one_exists(cli):
+    from raynas.searchers import (
+        searcher_names,
+        searcher_option_help,
+        searcher_option_types,
+        searcher_options,
+    )
+
+    for name in searcher_names():
+        res = cli("searchers", name)
+        assert res.exit_code == 0 and res.output.count("\n") > 2
+        helps, types = searcher_option_help(name), searcher_option_types(name)
+        for option in searcher_options(name):
+            text, paper = helps[option]
+            assert text and "\n" not in text, (name, option)
+            line = next(li for li in res.output.splitlines() if li.strip().startswith(f"{option} "))
+            assert f"{types[option]} = " in line and line.rstrip().endswith(text)
+            if paper:
+                assert f"paper: {paper}" in res.output
+    dnas = cli("searchers", "dnas").output
+    assert "paper: 0.8 (Zheng et al.)" in dnas and re.search(r"latent_size +int or null = null +latent dim", dnas)
+    assert "evolution" not in dnas
 
 
 def test_data_convert_and_info(cli, macro_excerpt, tmp_path):
@@ -118,22 +144,41 @@ def test_convert_nasbench101_then_load_by_name(cli, tmp_path, monkeypatch):
     assert info["source"].endswith("nasbench101.parquet")
 
 
-def test_demo_compares_dnas_with_the_baselines(cli, ray_session, tmp_path):
+def test_demo_writes_a_small_report_with_short_folder_names(cli, ray_session, tmp_path):
     import pyarrow.parquet as pq
 
     from raynas.cli import DEMO_METHODS
 
     out = tmp_path / "demo"
-    res = cli("demo", "--out", out, "--seeds", 1, "--budget", 22, "--quiet")
+    res = cli("demo", "--out", out, "--seeds", 2, "--budget", 12, "--quiet")
     assert res.exit_code == 0, res.output
-    assert "nasbench_graph / cora" in res.output
+    assert "nasbench_graph / arxiv" in res.output and "What you are looking at" in res.output
     table = pq.read_table(out / "results.parquet").to_pydict()
     for method in DEMO_METHODS:
-        queries = sorted(q for m, q in zip(table["method"], table["query"]) if m == method)
-        assert queries == list(range(22)), method
+        for seed in (0, 1):
+            queries = sorted(q for m, s, q in zip(table["method"], table["seed"], table["query"])
+                             if m == method and s == seed)
+            assert queries == list(range(12)), method
         assert f"| {method} |" in res.output
     assert not any(table["error"])
-    assert (out / "curves.png").stat().st_size > 0
+    for name in ("curves.png", "final.png", "report.md", "report.html", "summary.md", "summary.csv"):
+        assert (out / name).stat().st_size > 0, name
+    trial_dirs = [p.name for p in (out / "tune").iterdir() if p.is_dir()]
+    assert sorted(trial_dirs) == sorted(f"{m}_seed{s}" for m in DEMO_METHODS for s in (0, 1))
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2_000_000
+
+
+@pytest.mark.slow
+def test_the_default_demo_shows_a_significant_difference(cli, ray_session, tmp_path):
+    import time
+
+    start = time.perf_counter()
+    res = cli("demo", "--out", tmp_path / "demo", "--quiet")
+    assert res.exit_code == 0, res.output
+    # 20 seeds x 50 queries on ogbn-arxiv: random search is worse than local search beyond chance
+    assert re.search(r"\| random \| 20 vs 20 \| -0\.\d+ \| [\d.]+ \| < 0\.001 \| worse \(p < 0\.05\) \|", res.output)
+    assert "the classic method with the best mean final" in res.output and "| local | 20 |" in res.output
+    assert time.perf_counter() - start < 180  # about 35 s on 2 busy cores
 
 
 def test_set_parses_searcher_options_as_json():
@@ -382,3 +427,122 @@ def test_tuple_options_take_json_lists_checked_item_by_item():
         build_config(Widths, "net", {"widths": [4, "x"]})
     with pytest.raises(OptionError, match=r"box of net must be of type tuple of \(float, float\) or null, got \[1\]"):
         build_config(Widths, "net", {"box": [1]})
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_every_command_help_ends_with_an_example_and_every_option_is_described(cli):
+    import click
+
+    for path, cmd in [((), main), *_commands(main)]:
+        res = cli(*path, "--help")
+        assert res.exit_code == 0
+        tail = res.output.rstrip().split("\n\n")[-1].lstrip()
+        assert tail.startswith(("Example:", "Examples:")), (path, tail)
+        assert f"raynas {' '.join(path)}".rstrip() in tail, path
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, (path, param.name)
+    top = cli("--help").output
+    assert "raynas demo" in top and "Start with `raynas demo`" in top
+    helps = {p.name: p.help for p in main.commands["compare"].params}
+    for option in ("max_flops", "max_params", "max_latency"):
+        assert "in the table's unit" in helps[option] and "e.g." in helps[option]
+    assert "Dataset of the benchmark" in helps["dataset"]
+
+
+def test_spaces_explain_their_columns(cli):
+    out = cli("spaces").output
+    assert "encodings: architectures the space can write down" in out
+    assert "cells: distinct ones up to isomorphism" in out and "seq:" in out and "vocab:" in out
+
+
+# ---------------------------------------------------------------------------- the harness (issue 15)
+@pytest.fixture
+def harness(monkeypatch):
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    for name in ("_common", "_harness"):
+        sys.modules.pop(name, None)
+    spec = importlib.util.spec_from_file_location("_harness_main", bench_dir / "__main__.py")
+    main_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main_mod)
+    return importlib.import_module("_harness"), main_mod
+
+
+def test_harness_figures_stand_beside_their_peers_and_the_readme_block_is_regenerated(harness, tmp_path):
+    _harness, main_mod = harness
+    figures = _harness.queries(quick=True)
+    assert [f.section for f in figures] == ["lookups", "lookups"] and all(f.value > 1000 for f in figures)
+    fig = _harness.Figure("search speed", "random, 10 queries", 300.0, "queries/s", "Optuna RandomSampler", 100.0)
+    data = {"date": "2026-12-02", "host": "box", "load_average_at_start": [1.5, 1, 1], "total_s": 12.0,
+            "settings": {"quick": True}, "failed": {"tune": "RuntimeError: x"},
+            "machine": {"cpu": "Some CPU", "cores": 2, "python": "3.11", "torch": "2", "ray": "2.6", "optuna": "4"},
+            "figures": [fig.to_dict(), figures[0].to_dict()]}
+    assert fig.ratio == 3.0
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Performance\n\nOlder text stays.\n")
+    results = tmp_path / "2026-12-02-box.json"
+    results.write_text(json.dumps(data))
+    main_mod.update_readme(results, readme)
+    text = readme.read_text()
+    assert "host `box`: Some CPU, 2 cores" in text and "Older text stays." in text
+    assert "| search speed | random, 10 queries | 300.0 queries/s | Optuna RandomSampler | 100.0 queries/s | 3.00 |" in text
+    assert "Not measured in this run: tune (RuntimeError: x)" in text
+    data["host"] = "other"
+    results.write_text(json.dumps(data))
+    main_mod.update_readme(results, readme)  # the block is replaced, not added twice
+    text = readme.read_text()
+    assert text.count(main_mod.BEGIN) == 1 and "host `other`" in text and "host `box`" not in text
+    assert "ratio raynas/peer" in main_mod.table(data)
+
+
+def test_bench_runs_the_harness_of_the_checkout(cli, monkeypatch):
+    calls = []
+    monkeypatch.setattr("subprocess.call", lambda args, cwd: calls.append((args, cwd)) or 0)
+    res = CliRunner().invoke(main, ["bench", "--quick", "--only", "queries"])
+    assert res.exit_code == 0, res.output
+    args, cwd = calls[0]
+    assert args[1:] == ["-m", "benchmarks", "--quick", "--only", "queries"] and (cwd / "benchmarks").is_dir()
+
+
+def test_a_small_constrained_compare_writes_every_figure_and_both_reports(cli, ray_session, tmp_path):
+    import base64
+    import re
+
+    out = tmp_path / "cmp"
+    res = cli("compare", "--benchmark", "nasbench_graph", "--methods", "random,evolution", "--seeds", 2,
+              "--budget", 10, "--max-params", 0.8, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    figures = ["curves.png", "final.png", "cost_params.png"]
+    html = (out / "report.html").read_text()
+    embedded = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]*)"', html)]
+    assert embedded == [(out / f).read_bytes() for f in figures]
+    md = (out / "report.md").read_text()
+    assert all(f"]({f})" in md for f in figures) and "limit params <= 0.8" in md
+    assert "report.html (self-contained)" in res.output
+
+
+@pytest.mark.slow
+def test_report_explain_adds_the_best_dnas_studys_figures(cli, ray_session, tmp_path):
+    out = tmp_path / "cmp"
+    assert cli("compare", "--benchmark", "nasbench_graph", "--methods", "dnas,random", "--seeds", 1, "--budget", 22,
+               "--out", out, "--quiet").exit_code == 0
+    assert "`raynas explain" in (out / "report.md").read_text()  # says how to get the figures
+    res = cli("report", out, "--explain")
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    assert "## DNAS controller explained" in md and "](explain/dnas_seed0/traversals.png)" in md
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4  # curves, final, 2 explain figures

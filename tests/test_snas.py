@@ -30,6 +30,16 @@ SMALL = dict(channels=8, cells_per_stage=1, epochs=12, warmup_epochs=4, arch_lr=
 GAP = 5.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Small networks on one thread: two threads on 2 busy cores mostly wait on each other (and
+    trained weights depend on the thread count)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def splits():
     return load_dataset("digits", seed=0, channels=3)
@@ -149,3 +159,24 @@ def test_raynas_snas_sweep_writes_one_row_and_genotype_per_trial(ray_session, tm
     assert pq.read_table(out / "snas.parquet").to_pylist() == rows
     bad = CliRunner().invoke(main, ["snas", "--levels", "extreme", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown --levels extreme" in bad.output and not (tmp_path / "x").exists()
+
+
+def test_a_derived_cell_goes_straight_into_training(tmp_path):
+    """`raynas train --genotype FILE` trains the cell of a genotype file from scratch."""
+    from raynas.cli import main
+
+    cell = ["skip_connect", "nor_conv_3x3", "none", "skip_connect", "skip_connect", "nor_conv_1x1"]
+    path = tmp_path / "mild_seed0.json"
+    path.write_text(json.dumps({"space": "nasbench201", "genotype": cell, "level": "mild"}))
+    args = ["train", "--genotype", str(path), "--epochs", "2", "--network", "channels=4", "--network",
+            "cells_per_stage=1", "--batch-size", "64", "--lr", "0.05", "--out", str(tmp_path / "res.json")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "res.json").read_text())
+    assert len(saved["curve"]) == 2 and saved["curve"][-1]["val_accuracy"] > 50 and saved["params"] > 0
+    assert "|nor_conv_3x3~0|" in res.output and "test_accuracy" in res.output
+    both = CliRunner().invoke(main, ["train", "--genotype", str(path), "--arch", "x"])
+    assert both.exit_code == 2 and "one of --genotype FILE or --arch CELL" in both.output
+    (tmp_path / "junk.json").write_text("{}")
+    junk = CliRunner().invoke(main, ["train", "--genotype", str(tmp_path / "junk.json")])
+    assert junk.exit_code == 2 and "is not a cell file of `raynas snas`" in junk.output

@@ -25,6 +25,16 @@ SMALL = dict(channels=8, cells_per_stage=1)
 RECIPE = TrainConfig(epochs=4, batch_size=32, lr=0.05, device="cpu")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Small networks on one thread: two threads on 2 busy cores mostly wait on each other (and
+    trained weights depend on the thread count)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def splits():
     return load_dataset("digits", seed=0, channels=3)
@@ -166,3 +176,76 @@ def test_tune_trainable_checkpoints_every_epoch(ray_session, splits, tmp_path):
     assert state["epoch"] == 2
     for name, tensor in direct["model"].items():
         assert torch.equal(tensor, state["model"][name]), name
+
+
+def test_enas_trains_shared_weights_through_its_evaluator(splits, one_thread):
+    """ENAS's alternation: the controller (a searcher) proposes, each proposal trains the shared
+    weights a little (the evaluator), the reward is a validation minibatch; the weights learn."""
+    from raynas.trainables.supernet import SharedWeightsEvaluator
+
+    def study():
+        ev = SharedWeightsEvaluator(splits, SupernetConfig(**SMALL, train=RECIPE), train_steps=5)
+        _, st = run_study(StudySpec("enas", 0, "val_accuracy", "max", 40), ev)
+        return ev, [r["val_accuracy"] for r in st.rows]
+
+    ev, rewards = study()
+    assert ev.steps == 40 * 5 and len(rewards) == 40
+    assert np.mean(rewards[-10:]) > np.mean(rewards[:10]) + 5
+    assert study()[1] == rewards  # seeded: the same run again
+
+
+def test_macro_supernet_trains_and_scores_cells(splits, one_thread):
+    """SPOS on NAS-Bench-Macro: a chain of choice blocks (the setting of the SPOS paper itself)."""
+    from raynas.trainables.networks import build_network, count_params
+
+    cfg = SupernetConfig(space="nasbench_macro", channels=8, network={"head_channels": 32}, train=RECIPE)
+    state, curve = train_supernet(splits, cfg)
+    assert state["config"]["network"] == {"init_channels": 8, "head_channels": 32}
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"]
+    ev = SupernetEvaluator(state, splits)
+    space = get_space("nasbench_macro")
+    archs = [space.sample(np.random.default_rng(s)) for s in range(6)]
+    scores = [ev.evaluate(a)["val_accuracy"] for a in archs]
+    assert scores == [ev.evaluate(a)["val_accuracy"] for a in archs] and max(scores) > 20
+    net = build_network(space, archs[0], 10, init_channels=8, head_channels=32)
+    assert ev.cost(archs[0])["params"] == pytest.approx(count_params(net) / 1e6)
+    _, st = run_study(StudySpec("evolution", 0, "val_accuracy", "max", 8), ev)
+    assert len(st.rows) == 8
+    with pytest.raises(ValueError, match="cells_per_stage is a NAS-Bench-201 setting"):
+        SupernetConfig(space="nasbench_macro", cells_per_stage=1)
+    with pytest.raises(ValueError, match="no supernet for space 'darts'"):
+        SupernetConfig(space="darts")
+
+
+@pytest.mark.slow
+def test_raynas_supernet_train_then_search_under_flops_limits(ray_session, tmp_path):
+    """Train once, then search under several FLOPs limits in one sweep: every cell found keeps to
+    its study's limit, and a finished sweep resumed runs nothing again."""
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from raynas.cli import main
+
+    run = CliRunner()
+    res = run.invoke(main, ["supernet", "train", "--epochs", "2", "--channels", "8", "--cells-per-stage", "1",
+                            "--out", str(tmp_path / "sn"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert load_state_file(tmp_path / "sn" / "supernet.pt")["epoch"] == 2
+    args = ["supernet", "search", "--supernet", str(tmp_path / "sn" / "supernet.pt"), "--methods", "evolution,random",
+            "--seeds", "1", "--budget", "8", "--max-flops", "none,0.15", "--out", str(tmp_path / "search"), "--quiet"]
+    res = run.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "search" / "results.parquet").to_pylist()
+    assert len(rows) == 2 * 2 * 8 and not any(r["error"] for r in rows)
+    limited = [r for r in rows if r["max_flops"] == 0.15]
+    assert len(limited) == 16 and all(r["flops"] <= 0.15 for r in limited)
+    assert "| 0.15 | evolution |" in res.output
+    again = run.invoke(main, ["resume", str(tmp_path / "search"), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert pq.read_table(tmp_path / "search" / "results.parquet").to_pylist() == rows
+    bad = run.invoke(main, [*args[:-3], "--max-flops", "lots", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "'lots' is neither a number nor none" in bad.output and not (tmp_path / "x").exists()
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "supernet.pt").write_bytes((tmp_path / "sn" / "supernet.pt").read_bytes())
+    lone = run.invoke(main, [*args[:3], str(tmp_path / "lone" / "supernet.pt"), *args[4:-3], "--out", str(tmp_path / "y")])
+    assert lone.exit_code == 2 and "supernet.json is missing" in lone.output and not (tmp_path / "y").exists()

@@ -43,16 +43,14 @@ from torch import nn
 
 from raynas._errors import RaynasError, check_positive
 from raynas.spaces import Arch, get_space
-from raynas.spaces._nasbench201 import EDGES
-from raynas.spaces._nasbench201 import OPS as OP_NAMES
 from raynas.trainables.data import Splits, prepare_batch
-from raynas.trainables.networks._supernet import NASBench201Supernet, path_of
+from raynas.trainables.networks._supernet import build_supernet, path_choices, supernet_path
 from raynas.trainables.train import TrainConfig, load_checkpoint, private_rng, save_checkpoint
 
 CHECKPOINT_FILE = "supernet.pt"
 STATE_VERSION = 1
 #: Spaces with a supernet.
-SUPERNET_SPACES = ("nasbench201",)
+SUPERNET_SPACES = ("nasbench201", "nasbench_macro")
 
 
 @dataclass(frozen=True)
@@ -60,9 +58,11 @@ class SupernetConfig:
     """A supernet and how to train it.
 
     Attributes:
-        space: The search space (``nasbench201``).
-        channels: Stem channels ``C`` (16: NAS-Bench-201's network).
-        cells_per_stage: Cells per stage ``N`` (5: NAS-Bench-201's network).
+        space: The search space (``nasbench201`` or ``nasbench_macro``).
+        channels: Stem channels (None: the benchmark network's, 16 for NAS-Bench-201 and 32 for
+            NAS-Bench-Macro).
+        cells_per_stage: NAS-Bench-201 only: cells per stage ``N`` (None: 5, the benchmark's).
+        network: Further options of the space's network (e.g. ``head_channels`` of NAS-Bench-Macro).
         train: The training recipe (epochs, batch size, SGD settings); its defaults are
             NAS-Bench-201's stand-alone recipe, so pass the epochs you can afford.
         epochs: Shorthand for ``train.epochs`` (None: keep ``train``'s).
@@ -70,8 +70,9 @@ class SupernetConfig:
     """
 
     space: str = "nasbench201"
-    channels: int = 16
-    cells_per_stage: int = 5
+    channels: int | None = None
+    cells_per_stage: int | None = None
+    network: dict[str, Any] = dataclasses.field(default_factory=dict)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=50, device="cpu"))
     epochs: int | None = None
     seed: int = 0
@@ -79,24 +80,31 @@ class SupernetConfig:
     def __post_init__(self) -> None:
         if self.space not in SUPERNET_SPACES:
             raise ValueError(f"no supernet for space {self.space!r}; supernets exist for {', '.join(SUPERNET_SPACES)}")
-        check_positive("channels", self.channels)
-        check_positive("cells_per_stage", self.cells_per_stage)
+        for name in ("channels", "cells_per_stage"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
+        if self.space == "nasbench_macro" and self.cells_per_stage is not None:
+            raise ValueError("cells_per_stage is a NAS-Bench-201 setting; NAS-Bench-Macro has fixed stages")
         if self.epochs is not None:
             object.__setattr__(self, "train", dataclasses.replace(self.train, epochs=int(self.epochs)))
             object.__setattr__(self, "epochs", None)
 
-    def build(self, num_classes: int, in_channels: int) -> NASBench201Supernet:
+    def build(self, num_classes: int, in_channels: int) -> nn.Module:
         """The supernet, its initial weights drawn from ``seed``."""
         with private_rng(self.seed):
-            return NASBench201Supernet(num_classes, self.channels, self.cells_per_stage, in_channels)
+            return build_supernet(self.space, num_classes, in_channels, **self.network_options())
 
     def network_options(self) -> dict[str, Any]:
-        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage}
+        """Options of the space's network (stand-alone and supernet alike)."""
+        if self.space == "nasbench201":
+            return {"channels": self.channels or 16, "cells_per_stage": self.cells_per_stage or 5, **self.network}
+        return {**({"init_channels": self.channels} if self.channels else {}), **self.network}
 
 
-def sample_path(gen: torch.Generator) -> list[int]:
-    """One op per edge, uniformly (SPOS's uniform path sampling)."""
-    return torch.randint(len(OP_NAMES), (len(EDGES),), generator=gen).tolist()
+def sample_path(gen: torch.Generator, space: str = "nasbench201") -> list[int]:
+    """One op per edge (or choice per layer), uniformly: SPOS's uniform path sampling."""
+    decisions, options = path_choices(space)
+    return torch.randint(options, (decisions,), generator=gen).tolist()
 
 
 def _lr(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
@@ -157,7 +165,7 @@ def train_supernet(
             y = y_all[idx].to(device)
             for group in opt.param_groups:
                 group["lr"] = _lr(tc, epoch, step, steps)
-            logits = model(x, sample_path(gen))
+            logits = model(x, sample_path(gen, cfg.space))
             loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -185,7 +193,7 @@ def train_supernet(
 
 
 def _config_dict(cfg: SupernetConfig) -> dict[str, Any]:
-    return {"space": cfg.space, "channels": cfg.channels, "cells_per_stage": cfg.cells_per_stage, "seed": cfg.seed,
+    return {"space": cfg.space, "network": cfg.network_options(), "seed": cfg.seed,
             "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr}
 
 
@@ -193,7 +201,7 @@ def _check_state(state: dict[str, Any], cfg: SupernetConfig, splits: Splits) -> 
     if state.get("version") != STATE_VERSION:
         raise RaynasError(f"a supernet state of version {state.get('version')}; this raynas reads {STATE_VERSION}")
     mine = _config_dict(cfg)
-    differ = [k for k in ("space", "channels", "cells_per_stage", "seed", "batch_size") if state["config"][k] != mine[k]]
+    differ = [k for k in ("space", "network", "seed", "batch_size") if state["config"][k] != mine[k]]
     if differ or state.get("dataset") != splits.name:
         raise RaynasError(f"the supernet state was trained with other settings ({', '.join(differ) or 'dataset'}); "
                           "train a new one or pass the same settings")
@@ -274,17 +282,17 @@ class SupernetEvaluator:
         self.splits, self.bn_batches, self.batch_size = splits, int(bn_batches), int(batch_size)
         if splits.name != self.state.get("dataset") or splits.num_classes != self.state["num_classes"]:
             raise RaynasError(f"the supernet was trained on {self.state.get('dataset')!r}, not on {splits.name!r}")
-        self._model: NASBench201Supernet | None = None
+        self._model: nn.Module | None = None
         self._costs: dict[str, dict[str, float]] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # the built model stays behind; each worker builds its own once
         return {**self.__dict__, "_model": None}
 
-    def _net(self) -> NASBench201Supernet:
+    def _net(self) -> nn.Module:
         if self._model is None:
             cfg = self.state["config"]
-            model = NASBench201Supernet(self.state["num_classes"], cfg["channels"], cfg["cells_per_stage"],
-                                        self.state["input_shape"][0])
+            model = build_supernet(cfg["space"], self.state["num_classes"], self.state["input_shape"][0],
+                                   **cfg["network"])
             model.load_state_dict(self.state["model"])
             for m in model.modules():
                 if isinstance(m, nn.BatchNorm2d):
@@ -299,7 +307,7 @@ class SupernetEvaluator:
     def accuracy(self, arch: Arch) -> float:
         """Validation accuracy (percent) of ``arch`` with the shared weights, after BN recalibration."""
         model, splits = self._net(), self.splits
-        path = path_of(arch)
+        path = supernet_path(self.space.name, arch)
         x_train, _ = splits.train.tensors  # type: ignore[attr-defined]
         model.train()
         for m in model.modules():
@@ -328,8 +336,7 @@ class SupernetEvaluator:
             cfg = self.state["config"]
             c, h, w = self.state["input_shape"]
             with private_rng(0):
-                net = build_network(self.space, arch, self.state["num_classes"], channels=cfg["channels"],
-                                    cells_per_stage=cfg["cells_per_stage"])
+                net = build_network(self.space, arch, self.state["num_classes"], **cfg["network"])
             self._costs[key] = {"params": count_params(net) / 1e6,
                                 "flops": count_flops(net, (3, h, w), bias=True) / 1e6}
         return self._costs[key]
@@ -339,8 +346,100 @@ class SupernetEvaluator:
 
     def __repr__(self) -> str:
         cfg = self.state["config"]
-        return (f"SupernetEvaluator({cfg['space']}, C={cfg['channels']}, N={cfg['cells_per_stage']}, "
+        return (f"SupernetEvaluator({cfg['space']}, {cfg['network']}, "
                 f"{self.state['epoch']} epochs on {self.state.get('dataset')})")
+
+
+class SharedWeightsEvaluator:
+    """ENAS's shared weights as an evaluator: each cell trains them a little, then is scored.
+
+    ENAS alternates training the shared weights on cells its controller samples with training
+    the controller on those cells' validation accuracy. Here the controller is a searcher
+    (``enas``) and this evaluator holds the weights: evaluating a cell first trains its path of
+    the supernet for ``train_steps`` minibatches (SGD with the recipe of ``config.train``, the
+    minibatches in a seeded order that runs through the training set epoch after epoch), then
+    returns its accuracy on the next validation minibatch of ``reward_batch`` images, with
+    batch statistics, as ENAS's reward. So the weights learn from the cells the controller
+    proposes, and the controller from the weights' verdict.
+
+    It changes with every evaluation, so evaluations happen one at a time in the order given (a
+    study on the simulated backend); its weights are not part of a study's checkpoint.
+
+    Args:
+        splits: The data.
+        config: The supernet and its recipe (``train.epochs`` is not used).
+        train_steps: Minibatches each evaluated cell trains the shared weights on.
+        reward_batch: Validation images per reward.
+    """
+
+    partial = False
+    cost_metrics = ("params", "flops")
+    metrics = ("val_accuracy", "params", "flops")
+
+    def __init__(self, splits: Splits, config: SupernetConfig | None = None, train_steps: int = 10,
+                 reward_batch: int = 128):
+        check_positive("train_steps", train_steps)
+        check_positive("reward_batch", reward_batch)
+        self.cfg = config or SupernetConfig()
+        self.splits, self.train_steps, self.reward_batch = splits, int(train_steps), int(reward_batch)
+        self.space = get_space(self.cfg.space)
+        self.model = self.cfg.build(splits.num_classes, splits.input_shape[0])
+        tc = self.cfg.train
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=tc.lr, momentum=tc.momentum,
+                                   weight_decay=tc.weight_decay, nesterov=tc.nesterov and tc.momentum > 0)
+        self.gen = torch.Generator().manual_seed(self.cfg.seed)
+        self._order, self._at, self._val_at = torch.zeros(0, dtype=torch.long), 0, 0
+        self.steps = 0
+
+    def candidates(self) -> list[Arch] | None:
+        return None
+
+    def _next_batch(self) -> torch.Tensor:
+        n = len(self.splits.train)  # type: ignore[arg-type]
+        bs = self.cfg.train.batch_size
+        if self._at + bs > len(self._order):
+            self._order, self._at = torch.randperm(n, generator=self.gen), 0
+        idx = self._order[self._at:self._at + bs]
+        self._at += bs
+        return idx
+
+    def evaluate(self, arch: Arch, hparams: dict[str, Any] | None = None, fidelity: int | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+        self.space.validate(arch)
+        path = supernet_path(self.space.name, arch)
+        x_all, y_all = self.splits.train.tensors  # type: ignore[attr-defined]
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.cfg.train.label_smoothing)
+        self.model.train()
+        for _ in range(self.train_steps):
+            idx = self._next_batch()
+            x = prepare_batch(x_all[idx], self.splits, train=True, generator=self.gen)
+            loss = loss_fn(self.model(x, path), y_all[idx])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.train.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.opt.step()
+            self.steps += 1
+        x_val, y_val = self.splits.val.tensors  # type: ignore[attr-defined]
+        if self._val_at >= len(y_val):
+            self._val_at = 0
+        sl = slice(self._val_at, self._val_at + self.reward_batch)
+        self._val_at += self.reward_batch
+        with torch.no_grad():
+            pred = self.model(prepare_batch(x_val[sl], self.splits, train=False), path).argmax(1)
+        acc = 100.0 * float((pred == y_val[sl]).float().mean())
+        return {"key": self.space.key(arch), "val_accuracy": acc, **self.cost(arch)}
+
+    def cost(self, arch: Arch) -> dict[str, float]:
+        from raynas.trainables.networks import build_network, count_flops, count_params
+
+        with private_rng(0):
+            net = build_network(self.space, arch, self.splits.num_classes, **self.cfg.network_options())
+        side = self.splits.input_shape[-1]
+        return {"params": count_params(net) / 1e6, "flops": count_flops(net, (3, side, side), bias=True) / 1e6}
+
+    def eval_time(self, arch: Arch, fidelity: int | None = None) -> float | None:
+        return None
 
 
 def kendall_tau(supernet_acc: Sequence[float], standalone_acc: Sequence[float]) -> float:

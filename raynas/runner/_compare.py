@@ -338,6 +338,7 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
     from ray import tune
 
     from raynas.runner._progress import StudyProgress
+    from raynas.runner._study import trial_dirname
 
     if restore and isinstance(root, Path) and any(out.glob("tune/*/checkpoint_*/sim.pkl")) and not any(out.glob(f"{STUDIES_DIR}/*/checkpoint-*")):
         raise RaynasError(f"{out} was written by an older raynas, whose study checkpoints are pickles; they are "
@@ -370,7 +371,7 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
             # Seed by seed, every method in turn: the first seeds of all methods finish first, and
             # slow methods (neural controllers) are spread over the run instead of all at its end.
             param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},
-            tune_config=tune.TuneConfig(reuse_actors=True),
+            tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=trial_dirname),
             run_config=run_config,
         )
     grid = tuner.fit()
@@ -457,23 +458,17 @@ def write_rows(rows: list[dict[str, Any]], path: Path, metrics: Sequence[str]) -
 
 
 def write_report(out: Path, config: CompareConfig, evaluator: TabularEvaluator, metric: str) -> str:
-    """Write ``summary.md``, ``summary.csv`` and ``curves.png``; return the Markdown."""
+    """Write the report files (:func:`raynas.report.write_report`); return ``summary.md``'s text."""
     from raynas import report
 
-    mode = default_mode(metric)
     try:
         optimum = evaluator.optimum(metric, config.fidelity, config.max_cost or None)
     except RaynasError as exc:  # e.g. a fidelity the table lacks: every trial failed; report that
         warnings.warn(f"no optimum for the regret columns: {exc}", stacklevel=2)
         optimum = None
-    results = out / RESULTS_FILE
-    summaries = report.summarize(results, optimum, mode, methods=config.methods)
-    title = (f"# {config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
-             f"{config.seeds} seeds x {config.budget} queries"
-             + (f", limits {config.max_cost}" if config.max_cost else "") + "\n\n")
-    md = title + report.to_markdown(summaries, metric, optimum)
-    (out / "summary.md").write_text(md)
-    report.to_csv(summaries, out / "summary.csv")
-    time_label = "simulated time (s)" if config.backend == "sim" else "wall-clock time (s)"
-    report.plot_curves(results, out / "curves.png", metric, optimum, mode, time_label=time_label)
-    return md
+    heading = (f"{config.benchmark} / {config.dataset}: {len(config.methods)} methods x "
+               f"{config.seeds} seeds x {config.budget} queries"
+               + (f", limits {config.max_cost}" if config.max_cost else ""))
+    return report.write_report(out, report.Experiment(
+        heading, metric, optimum, default_mode(metric), "sim" if config.backend == "sim" else "wall",
+        config.methods, config.benchmark, config.dataset, dict(config.max_cost), config.workers))

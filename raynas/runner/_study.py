@@ -46,13 +46,21 @@ class StudySpec:
     max_cost: dict[str, float] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 25
+    #: Appended to the name when one experiment runs a method and seed more than once (e.g. per limit).
+    label: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.method}_seed{self.seed}"
+        return f"{self.method}_seed{self.seed}{self.label}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def trial_dirname(trial) -> str:
+    """Tune's folder of a study's trial: ``<method>_seed<seed>``, not Tune's 150-character default."""
+    study = trial.config.get("study", {})
+    return f"{study.get('method', 'study')}_seed{study.get('seed', trial.trial_id)}"
 
 
 def build_searcher(spec: StudySpec, bench: Evaluator | TabularBenchmark) -> ArchSearcher:

@@ -363,17 +363,11 @@ def _study_rows(grid, cfg: TrainRunConfig, method: str, seed: int, start: float)
 
 
 def write_train_report(out: Path, cfg: TrainRunConfig) -> str:
-    """Write ``summary.md``, ``summary.csv`` and ``curves.png`` of a training search; return the Markdown."""
+    """Write the report files (:func:`raynas.report.write_report`) of a training search; return ``summary.md``."""
     from raynas import report
 
-    results = out / RESULTS_FILE
-    summaries = report.summarize(results, None, MODE, methods=cfg.methods)
     extra = f", hyperparameters {', '.join(f'{k}={v}' for k, v in cfg.hparams.items())}" if cfg.hparams else ""
-    title = (f"# {cfg.space} trained on {cfg.dataset} ({cfg.epochs} epochs, {cfg.scheduler}{extra}): "
-             f"{len(cfg.methods)} methods x {cfg.seeds} seeds x {cfg.budget} networks\n\n")
-    md = title + report.to_markdown(summaries, METRIC, None)
-    (out / "summary.md").write_text(md)
-    report.to_csv(summaries, out / "summary.csv")
-    report.plot_curves(results, out / "curves.png", METRIC, None, MODE, time_label="wall-clock time (s)")
-    return md
+    heading = (f"{cfg.space} trained on {cfg.dataset} ({cfg.epochs} epochs, {cfg.scheduler}{extra}): "
+               f"{len(cfg.methods)} methods x {cfg.seeds} seeds x {cfg.budget} networks")
+    return report.write_report(out, report.Experiment(heading, METRIC, None, MODE, "wall", cfg.methods))
 

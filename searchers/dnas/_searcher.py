@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.searchers._neural import (
     ControllerSearcher,
     Normaliser,
@@ -82,53 +82,62 @@ class DNASConfig:
     """
 
     # controller (Zheng et al.: S = hidden size = 26 on NB101, 46 on larger spaces)
-    latent_size: int | None = None  # None: latent_size_rule(seq_length, cardinality)
-    decoder_layers: int = 2
-    alpha: float = 0.8  # accuracy loss weight (Zheng et al.)
-    lambda_flops: float = 0.3  # FLOPs loss weight (Zheng et al.); off without a cost model
-    mu_rec: float = 0.2  # reconstruction weight (Zheng et al.)
-    beta: float = 1.0  # KL weight (Zheng et al.)
-    lr: float = 1e-3  # Adam (Zheng et al.)
-    weight_decay: float = 1e-4  # SemiNAS's l2_reg
-    dropout: float = 0.1  # on the encoder's token embeddings (SemiNAS: 0.1)
-    acc_clip: float = 1.5  # robust z-scored accuracy targets are clipped below at -acc_clip
+    latent_size: int | None = option(None, "latent dimensions S; null: 26 for spaces up to NB101's size, else 46",
+                                     "26 on NB101, 46 on ImageNet (Zheng et al.)")
+    decoder_layers: int = option(2, "LSTM layers of the decoder (the encoder has one)")
+    alpha: float = option(0.8, "weight of the accuracy-prediction loss (Eq. 5)", "0.8 (Zheng et al.)")
+    lambda_flops: float = option(0.3, "weight of the FLOPs-prediction loss (Eq. 5); off without a cost model",
+                                 "0.3 (Zheng et al.)")
+    mu_rec: float = option(0.2, "weight of the reconstruction loss (Eq. 5)", "0.2 (Zheng et al.)")
+    beta: float = option(1.0, "weight of the KL term of the beta-VAE (Eq. 5)", "1 (Zheng et al.)")
+    lr: float = option(1e-3, "Adam learning rate of the controller", "0.001 (Zheng et al.)")
+    weight_decay: float = option(1e-4, "L2 weight decay of the controller", "1e-4 (SemiNAS l2_reg)")
+    dropout: float = option(0.1, "dropout on the encoder's token embeddings", "0.1 (SemiNAS)")
+    acc_clip: float = option(1.5, "robust z-scored accuracy targets are clipped below at -acc_clip")
     # semi-supervised training (Zheng et al. follow SemiNAS: M = 10,000, up-sampling ratio 10)
-    n_unlabeled: int = 10_000  # M = |D^|
-    up_sample: int = 10
-    pretrain_epochs: int = 50
-    epochs: int = 2
-    warmup_epochs: int = 15  # extra epochs over the combined set in the first (cold) round
-    train_batch_size: int = 256
+    n_unlabeled: int = option(10_000, "M, pseudo-labelled random cells per round", "10,000 (SemiNAS, via Zheng et al.)")
+    up_sample: int = option(10, "labelled cells are repeated this often beside the pseudo-labelled ones",
+                            "10 (SemiNAS, via Zheng et al.)")
+    pretrain_epochs: int = option(50, "controller epochs on the labelled cells per round")
+    epochs: int = option(2, "epochs on up-sampled labelled + pseudo-labelled cells per round")
+    warmup_epochs: int = option(15, "extra epochs over the combined set in the first (cold) round")
+    train_batch_size: int = option(256, "cells per controller training batch")
     # Algorithm 1 loop
-    n_initial: int = 20
-    batch: int = 10
+    n_initial: int = option(20, "random cells evaluated before the controller is first trained")
+    batch: int = option(10, "new cells proposed per round")
     # dense sampling, Eq. 4 (Zheng et al. on NB101: k = 3, sigma = 0.05, eps 5% / 0% / 95%).
     # sigma is in units of each dimension's spread (std of mu over the labelled cells): the
     # paper's 0.05 sat in a code whose factors span about +/-0.4 (its Figures 3-4), i.e. about
     # 0.2 of their spread. eps_edge is ours (the paper gives no value); it is used only under
     # a FLOPs limit, and its share goes to the whole space otherwise.
-    dense_sampling: bool = True
-    top_k: int = 3
-    sigma: float = 0.2
-    eps_dense: float = 0.05
-    eps_edge: float = 0.05
-    edge_band: float = 0.05  # "just under F": predicted cost in [F (1 - band), F]
+    dense_sampling: bool = option(True, "sample part of each batch densely around the best cells' codes (Eq. 4)",
+                                  "true (Zheng et al.)")
+    top_k: int = option(3, "best cells whose latent regions are sampled densely", "3 (Zheng et al.)")
+    sigma: float = option(0.2, "half-width of a dense region, in units of each dimension's spread",
+                          "0.05 in absolute units, about 0.2 of the spread (Zheng et al.)")
+    eps_dense: float = option(0.05, "share of each batch sampled in the dense regions", "5% (Zheng et al.)")
+    eps_edge: float = option(0.05, "share sampled just under a FLOPs limit (only with a limit)")
+    edge_band: float = option(0.05, "'just under F': predicted cost in [F (1 - band), F]")
     # beta-VAE capacity C (nats; Burgess et al., 2018): the KL term is beta * max(KL - C, 0).
     # None: twice the log of the number of token sequences the decoder's mask allows (19.3
     # nats on NAS-Bench-201: a cell's identity plus room for the posterior noise); 0: the
     # plain beta * KL, which at the paper's weights collapses the posterior.
-    capacity: float | None = None
+    capacity: float | None = option(None, "KL capacity C in nats, loss beta x max(KL - C, 0); null: 2 log(#sequences)",
+                                    "0, plain beta-VAE (Zheng et al.)")
     # latent optimisation, Eq. 7 (Zheng et al., ImageNet: the top 100 within F + tau)
-    top_p: int = 100
-    tau: float = 0.05  # relative slack: sources need cost <= F (1 + tau)
-    eta_acc: float = 0.3
-    eta_flops: float = 0.3
-    max_steps: int = 100  # NAO's step schedule: t = 1, 2, ... until a batch of new cells decodes
+    top_p: int = option(100, "best cells (within the limit) whose codes are moved by Eq. 7", "100 (Zheng et al., ImageNet)")
+    tau: float = option(0.05, "relative slack of the limit: sources need cost <= F (1 + tau)",
+                        "20M FLOPs on 500-600M (Zheng et al., ImageNet)")
+    eta_acc: float = option(0.3, "step weight on the predicted-accuracy gradient (Eq. 7)")
+    eta_flops: float = option(0.3, "step weight on the predicted-FLOPs gradient (Eq. 7)")
+    max_steps: int = option(100, "largest step size tried (1, 2, ...) until a batch of new cells decodes",
+                            "NAO schedule")
     # ablation and plumbing
-    disentangle: bool = True  # False: beta = 0, deterministic autoencoder (paper Table 3)
-    repairs: int = 4
-    device: str = "auto"  # CUDA when available, else CPU
-    num_threads: int | None = 1  # torch threads while training (restored afterwards)
+    disentangle: bool = option(True, "false: beta = 0, a deterministic autoencoder (the Table 3 ablation)",
+                               "true (Zheng et al.)")
+    repairs: int = option(4, "resampling attempts for a decoded sequence that is not a valid cell")
+    device: str = option("auto", "torch device of the controller: auto (CUDA if present), cpu, cuda, cuda:N")
+    num_threads: int | None = option(1, "torch CPU threads while training (null: torch's default)")
 
     def __post_init__(self) -> None:
         check_loop_sizes(self)

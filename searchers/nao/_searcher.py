@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.searchers._neural import (
     ControllerSearcher,
     Normaliser,
@@ -41,30 +41,35 @@ class NAOConfig:
     cells, 100 new per iteration) to query budgets of 100-300 cells on one CPU core.
     """
 
-    hidden_size: int = 64  # SemiNAS
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    mlp_layers: int = 2
-    mlp_hidden_size: int = 16
-    dropout: float = 0.1
-    trade_off: float = 0.8  # loss = 0.8 * predictor + 0.2 * reconstruction
-    lr: float = 1e-3
-    weight_decay: float = 1e-4  # SemiNAS's l2_reg
-    grad_bound: float = 5.0
-    train_batch_size: int = 100
-    acc_clip: float = 1.5  # robust z-scored accuracy targets are clipped below at -acc_clip
-    pretrain_epochs: int = 100  # on the labelled cells (NAO: 1000 on a GPU)
-    epochs: int = 1  # on up-sampled labelled + pseudo-labelled cells (SemiNAS only)
-    warmup_epochs: int = 4  # extra epochs of that phase in the first (cold) round
-    n_unlabeled: int = 0  # M; 0 is NAO, SemiNAS uses 10,000
-    up_sample: int = 10  # SemiNAS's up-sampling ratio
-    top_k: int = 100  # cells whose embeddings are moved (SemiNAS: k = 100)
-    max_step_size: int = 100  # NAO: step sizes 1, 2, ... until new cells decode
-    n_initial: int = 20
-    batch: int = 10
-    repairs: int = 4
-    device: str = "auto"
-    num_threads: int | None = 1
+    hidden_size: int = option(64, "LSTM hidden and embedding size of encoder and decoder", "64 (SemiNAS NB101 script)")
+    encoder_layers: int = option(1, "LSTM layers of the encoder", "1 (SemiNAS NB101 script)")
+    decoder_layers: int = option(1, "LSTM layers of the decoder", "1 (SemiNAS NB101 script)")
+    mlp_layers: int = option(2, "layers of the accuracy predictor MLP", "2 (SemiNAS NB101 script)")
+    mlp_hidden_size: int = option(16, "hidden units of the predictor MLP", "16 (SemiNAS NB101 script)")
+    dropout: float = option(0.1, "dropout on the encoder's token embeddings", "0.1 (SemiNAS NB101 script)")
+    trade_off: float = option(0.8, "loss = trade_off x predictor loss + (1 - trade_off) x reconstruction",
+                              "0.8 (SemiNAS NB101 script)")
+    lr: float = option(1e-3, "Adam learning rate of the controller", "0.001 (SemiNAS NB101 script)")
+    weight_decay: float = option(1e-4, "L2 weight decay of the controller", "1e-4 (SemiNAS l2_reg)")
+    grad_bound: float = option(5.0, "gradient-norm clip of the controller", "5.0 (SemiNAS NB101 script)")
+    train_batch_size: int = option(100, "cells per controller training batch", "100 (SemiNAS NB101 script)")
+    acc_clip: float = option(1.5, "robust z-scored accuracy targets are clipped below at -acc_clip")
+    pretrain_epochs: int = option(100, "controller epochs on the labelled cells per round",
+                                  "1000 on a GPU (NAO)")
+    epochs: int = option(1, "epochs on up-sampled labelled + pseudo-labelled cells (SemiNAS only)")
+    warmup_epochs: int = option(4, "extra epochs of that phase in the first (cold) round")
+    n_unlabeled: int = option(0, "M, pseudo-labelled random cells per round; 0 is NAO", "0 (NAO)")
+    up_sample: int = option(10, "labelled cells are repeated this often beside the pseudo-labelled ones",
+                            "10 (SemiNAS)")
+    top_k: int = option(100, "best cells whose embeddings are moved along the predictor gradient",
+                        "100 (SemiNAS)")
+    max_step_size: int = option(100, "largest step size tried (1, 2, ...) until new cells decode", "NAO schedule")
+    n_initial: int = option(20, "random cells evaluated before the controller is first trained",
+                            "100 (SemiNAS, for 1000s of queries)")
+    batch: int = option(10, "new cells proposed per round", "100 (SemiNAS, for 1000s of queries)")
+    repairs: int = option(4, "resampling attempts for a decoded sequence that is not a valid cell")
+    device: str = option("auto", "torch device of the controller: auto (CUDA if present), cpu, cuda, cuda:N")
+    num_threads: int | None = option(1, "torch CPU threads while training (null: torch's default)")
 
     def __post_init__(self) -> None:
         check_loop_sizes(self)
@@ -77,8 +82,9 @@ class NAOConfig:
 class SemiNASConfig(NAOConfig):
     """SemiNAS options: NAO's plus ``M`` pseudo-labelled cells (Luo et al., 2020)."""
 
-    pretrain_epochs: int = 50  # the second phase trains the controller too (SemiNAS: 1000)
-    n_unlabeled: int = 10_000  # SemiNAS: M = 10,000
+    pretrain_epochs: int = option(50, "controller epochs on the labelled cells per round (the second phase "
+                                      "trains it too)", "1000 on a GPU (SemiNAS)")
+    n_unlabeled: int = option(10_000, "M, pseudo-labelled random cells per round", "10,000 (SemiNAS)")
 
 
 class NAOSearcher(ControllerSearcher):

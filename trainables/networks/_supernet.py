@@ -147,3 +147,68 @@ def child_network(supernet: NASBench201Supernet, arch: Sequence[str]) -> nn.Modu
         else:
             child.cells[i] = copy.deepcopy(layer)
     return child
+
+
+class NASBenchMacroSupernet(nn.Module):
+    """The NAS-Bench-Macro one-shot supernet: every layer holds its three choices.
+
+    The skeleton (stem, three stages whose first layer halves the resolution and doubles the
+    channels, 1x1 head, classifier) and the choice modules are those of
+    :class:`~raynas.trainables.networks._nasbench_macro.NASBenchMacroNetwork`; ``forward(x,
+    arch)`` runs the path of eight choices (SPOS's setting: its own space is a chain of choice
+    blocks like this one).
+    """
+
+    def __init__(self, num_classes: int = 10, init_channels: int = 32, stages: Sequence[int] = (2, 3, 3),
+                 head_channels: int = 1280, in_channels: int = 3):
+        super().__init__()
+        from raynas.spaces._nasbench_macro import OPS as MACRO_NAMES
+        from raynas.trainables.networks._nasbench_macro import OPS as MACRO_OPS
+        from raynas.trainables.networks._nasbench_macro import _conv_bn
+
+        self.stem = nn.Sequential(*_conv_bn(in_channels, init_channels, 3), nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        c = init_channels
+        for depth in stages:
+            for i in range(depth):
+                c_in, c_out, stride = (c, 2 * c, 2) if i == 0 else (c, c, 1)
+                layers.append(nn.ModuleList(MACRO_OPS[name](c_in, c_out, stride) for name in MACRO_NAMES))
+                c = c_out
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(*_conv_bn(c, head_channels, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten())
+        self.classifier = nn.Linear(head_channels, num_classes)
+
+    def forward(self, x: torch.Tensor, choice: Sequence[int]) -> torch.Tensor:
+        if len(choice) != len(self.layers):
+            raise ValueError(f"a NAS-Bench-Macro path has {len(self.layers)} layers, got {len(choice)}")
+        x = self.stem(x)
+        for layer, k in zip(self.layers, choice):
+            x = layer[int(k)](x)
+        return self.classifier(self.head(x))
+
+
+def build_supernet(space: str, num_classes: int, in_channels: int = 3, **options) -> nn.Module:
+    """The one-shot supernet of ``space`` (``nasbench201`` or ``nasbench_macro``)."""
+    if space == "nasbench201":
+        return NASBench201Supernet(num_classes, in_channels=in_channels, **options)
+    if space == "nasbench_macro":
+        return NASBenchMacroSupernet(num_classes, in_channels=in_channels, **options)
+    raise ValueError(f"no supernet for space {space!r}; supernets exist for nasbench201 and nasbench_macro")
+
+
+def supernet_path(space: str, arch) -> list[int]:
+    """The path of ``arch`` in the supernet of ``space``: op indices per edge or per layer."""
+    if space == "nasbench201":
+        return path_of(arch)
+    return [int(k) for k in arch]
+
+
+def path_choices(space: str) -> tuple[int, int]:
+    """``(decisions, options per decision)`` of a path in the supernet of ``space``."""
+    if space == "nasbench201":
+        return len(EDGES), len(OP_NAMES)
+    from raynas.spaces._nasbench_macro import N_LAYERS
+    from raynas.spaces._nasbench_macro import OPS as MACRO_NAMES
+
+    return N_LAYERS, len(MACRO_NAMES)

@@ -1,4 +1,4 @@
-"""Reports of a comparison: summary tables (Markdown, CSV) and anytime-performance plots.
+"""The summary table of a comparison (Markdown, CSV), read from ``results.parquet``.
 
 Input is ``results.parquet`` (one row per query, see :mod:`raynas.runner`). For each method the
 summary gives the mean ± std over seeds of the best objective value after 25/50/100/150/...
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,25 @@ class MethodSummary:
     errors: int
 
 
+def column(table, name: str, fill=np.nan) -> np.ndarray:
+    """Column ``name`` of a results table as an array, ``fill`` where it is null."""
+    values = table.column(name).to_pylist()
+    if isinstance(fill, float):
+        return np.asarray([fill if v is None else v for v in values], float)
+    return np.asarray([fill if v is None else v for v in values])
+
+
+def budget_of(table) -> int:
+    """Queries per study: one more than the largest query index in the table."""
+    return int(max(table.column("query").to_pylist(), default=-1)) + 1
+
+
 def incumbent_matrix(table, method: str, budget: int) -> np.ndarray:
     """``(seeds, budget)`` best-so-far values of ``method``, padded with the last value."""
     methods = np.asarray(table.column("method").to_pylist())
     seeds = np.asarray(table.column("seed").to_pylist())
-    inc = np.asarray([np.nan if v is None else v for v in table.column("incumbent").to_pylist()], float)
-    query = np.asarray([-1 if v is None else v for v in table.column("query").to_pylist()])
+    inc = column(table, "incumbent")
+    query = column(table, "query", -1)
     sel = methods == method
     out = []
     for seed in sorted(set(seeds[sel].tolist())):
@@ -65,7 +77,7 @@ def summarize(
 ) -> list[MethodSummary]:
     """Summaries per method from a ``results.parquet``."""
     table = pq.read_table(results)
-    budget = int(max(table.column("query").to_pylist(), default=-1)) + 1
+    budget = budget_of(table)
     methods = methods or list(dict.fromkeys(table.column("method").to_pylist()))
     errors = np.asarray([e is not None for e in table.column("error").to_pylist()])
     all_methods = np.asarray(table.column("method").to_pylist())
@@ -130,67 +142,3 @@ def to_csv(summaries: list[MethodSummary], path: str | Path) -> None:
         for s in summaries:
             w.writerow([s.method, s.seeds, *[m for m, _ in s.best.values()], *[sd for _, sd in s.best.values()],
                         s.regret, s.regret_std, s.reached, s.queries_to_optimum, s.errors])
-
-
-def plot_curves(results: str | Path, path: str | Path, metric: str, optimum: float | None = None,
-                mode: str = "max", time_label: str = "simulated time (s)") -> Path:
-    """Best-so-far against queries (mean ± std over seeds) and against simulated time (median)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = pq.read_table(results)
-    budget = int(max(table.column("query").to_pylist(), default=-1)) + 1
-    methods = list(dict.fromkeys(table.column("method").to_pylist()))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    x = np.arange(1, budget + 1)
-    times = np.asarray([np.nan if v is None else v for v in table.column("time").to_pylist()], float)
-    t_max = np.nanmax(times) if np.isfinite(times).any() else 1.0
-    grid = np.linspace(0, t_max, 200)
-    meth_col = np.asarray(table.column("method").to_pylist())
-    seed_col = np.asarray(table.column("seed").to_pylist())
-    inc_col = np.asarray([np.nan if v is None else v for v in table.column("incumbent").to_pylist()], float)
-    for method in methods:
-        mat = incumbent_matrix(table, method, budget)
-        with warnings.catch_warnings():  # columns where no trial of any seed has succeeded yet
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean, std = np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
-        (line,) = ax1.plot(x, mean, label=method if np.isfinite(mat).any() else f"{method} (failed)")
-        ax1.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.get_color())
-        curves = []
-        for seed in sorted(set(seed_col[meth_col == method].tolist())):
-            sel = (meth_col == method) & (seed_col == seed) & np.isfinite(times)
-            if not sel.any():  # no time recorded for this study
-                continue
-            order = np.argsort(times[sel])
-            t, v = times[sel][order], inc_col[sel][order]
-            idx = np.searchsorted(t, grid, side="right") - 1
-            curves.append(np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan))
-        if curves:
-            with warnings.catch_warnings():  # before a seed's first result its curve is NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                median = np.nanmedian(np.asarray(curves), axis=0)
-            ax2.plot(grid, median, label=method, color=line.get_color())
-    for ax, xlabel in ((ax1, "queries"), (ax2, time_label)):
-        if optimum is not None:
-            ax.axhline(optimum, color="k", lw=0.8, ls="--", label="optimum")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"best {metric} so far")
-        ax.grid(alpha=0.3)
-    ax1.set_title("mean ± std over seeds")
-    ax2.set_title("median over seeds")
-    if ax1.get_legend_handles_labels()[0]:  # nothing to label when every study failed without a row
-        ax1.legend(fontsize=8)
-    finite = inc_col[np.isfinite(inc_col)]
-    if finite.size:  # zoom on the interesting part: from the 10th percentile up
-        lo = np.percentile(finite, 10)
-        hi = max(finite.max(), optimum if optimum is not None else -np.inf)
-        pad = 0.05 * (hi - lo + 1e-9)
-        for ax in (ax1, ax2):
-            ax.set_ylim(lo - pad, hi + pad) if mode == "max" else None
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
