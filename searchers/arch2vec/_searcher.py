@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import require
+from raynas.searchers._config import option, require
 from raynas.searchers._neural._gin import build_seeded
 from raynas.searchers._neural._seq2seq import tensor_state, torch_generator, torch_threads
 from raynas.searchers.arch2vec._pretrain import Embeddings, PretrainOptions, load_embeddings
@@ -47,20 +47,23 @@ class Arch2VecConfig:
     ``~/.cache/raynas``) and ``num_threads`` do not.
     """
 
-    latent_size: int = 16  # arch2vec
-    hidden_size: int = 128
-    gin_layers: int = 4
-    mlp_layers: int = 2
-    dropout: float = 0.3
-    pretrain_lr: float = 1e-3
-    pretrain_batch_size: int = 32
-    pretrain_epochs: int = 10  # the paper: 8 to 10
-    pretrain_size: int | None = None  # None: the whole space if enumerable, else 50,000 cells
-    pretrain_holdout: float = 0.1
-    pretrain_latent_points: int = 10_000
-    pretrain_seed: int = 0
-    cache_dir: str | None = None
-    num_threads: int | None = 1
+    latent_size: int = option(16, "latent size of each vertex (the embedding's size)", "16 (Yan et al.)")
+    hidden_size: int = option(128, "width of the GIN layers", "128 (Yan et al.)")
+    gin_layers: int = option(4, "GIN layers of the encoder", "4 (Yan et al.)")
+    mlp_layers: int = option(2, "linear layers in each GIN layer's MLP", "2 (arch2vec code)")
+    dropout: float = option(0.3, "dropout on z before decoding, while pretraining", "0.3 (arch2vec code)")
+    pretrain_lr: float = option(1e-3, "Adam learning rate of the pretraining", "1e-3 (Yan et al.)")
+    pretrain_batch_size: int = option(32, "minibatch size of the pretraining", "32 (Yan et al.)")
+    pretrain_epochs: int = option(10, "pretraining epochs", "8 to 10 (Yan et al.)")
+    pretrain_size: int | None = option(
+        None, "cells to pretrain on; null: the whole space if enumerable, else 50,000 sampled cells",
+        "all cells of NB101, NB201 and a DARTS sample (Yan et al.)")
+    pretrain_holdout: float = option(0.1, "share of the cells held out to measure reconstruction", "0.1 (arch2vec code)")
+    pretrain_latent_points: int = option(10_000, "prior draws that measure validity and uniqueness",
+                                         "10,000 (arch2vec code)")
+    pretrain_seed: int = option(0, "seed of the pretraining (fixed: one cache per option set)")
+    cache_dir: str | None = option(None, "cache folder; null: $RAYNAS_CACHE_DIR, $XDG_CACHE_HOME/raynas or ~/.cache/raynas")
+    num_threads: int | None = option(1, "torch threads of pretraining and rounds; null: leave torch's setting")
 
     def __post_init__(self) -> None:
         self.pretrain_options()  # range checks of the pretraining fields
@@ -79,13 +82,14 @@ class Arch2VecConfig:
 class Arch2VecBOConfig(Arch2VecConfig):
     """arch2vec-BO: the published code's 16 initial cells, top 5 per round, DNGO and EI."""
 
-    n_initial: int = 16
-    batch: int = 5
-    surrogate: str = "dngo"  # or "blr": Bayesian linear regression on the embeddings
-    dngo_hidden: int = 50  # DNGO: 3 tanh layers of 50
-    dngo_steps: int = 200
-    dngo_lr: float = 1e-2
-    xi: float = 0.0  # EI's exploration margin, in units of the metric
+    n_initial: int = option(16, "random cells before the first round", "16 (arch2vec code)")
+    batch: int = option(5, "cells of highest expected improvement queued per round", "5 (arch2vec code)")
+    surrogate: str = option("dngo", "dngo (BLR on a network's features) or blr (BLR on the embeddings)",
+                            "DNGO (arch2vec code)")
+    dngo_hidden: int = option(50, "width of DNGO's 3 tanh layers", "50 (DNGO, Snoek et al.)")
+    dngo_steps: int = option(200, "full-batch Adam steps of DNGO's network per round")
+    dngo_lr: float = option(1e-2, "Adam learning rate of DNGO's network", "0.01 (pybnn's DNGO)")
+    xi: float = option(0.0, "expected improvement's margin, in units of the metric")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,10 +105,11 @@ class Arch2VecBOConfig(Arch2VecConfig):
 class Arch2VecRLConfig(Arch2VecConfig):
     """arch2vec-RL: the published code's episode of 16 cells, Adam 1e-2, unit action noise."""
 
-    batch: int = 16  # cells per episode (the code's --bs)
-    lr: float = 1e-2
-    policy_hidden: int = 128  # LSTMCell(latent, 128) + Linear(128, latent)
-    sigma: float = 1.0  # N(f(s), sigma^2 I)
+    batch: int = option(16, "cells per episode (one policy update each)", "16 (arch2vec code)")
+    lr: float = option(1e-2, "Adam learning rate of the policy", "1e-2 (arch2vec code)")
+    policy_hidden: int = option(128, "hidden size of the policy's LSTM cell", "128 (arch2vec code)")
+    sigma: float = option(1.0, "standard deviation of the Gaussian action around the policy's mean",
+                          "1.0 (arch2vec code)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
