@@ -39,6 +39,10 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
              "Disentangled NAS: beta-VAE controller, dense sampling, latent optimization"),
     "nao": ("raynas.searchers.nao", "NAOSearcher", "Neural Architecture Optimization (Luo et al., 2018)"),
     "seminas": ("raynas.searchers.nao", "SemiNASSearcher", "semi-supervised NAO (Luo et al., 2020)"),
+    "arch2vec-bo": ("raynas.searchers.arch2vec", "Arch2VecBOSearcher",
+                    "arch2vec: DNGO + expected improvement on pretrained graph embeddings (Yan et al., 2020)"),
+    "arch2vec-rl": ("raynas.searchers.arch2vec", "Arch2VecRLSearcher",
+                    "arch2vec: REINFORCE in the pretrained latent space (Yan et al., 2020)"),
     "enas": ("raynas.searchers._enas", "ENASSearcher",
              "ENAS's LSTM controller with REINFORCE (Pham et al., 2018); optional memory regularizer"),
 }

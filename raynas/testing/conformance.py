@@ -61,6 +61,10 @@ FAST_OPTIONS: dict[str, dict[str, Any]] = {
                 max_step_size=20, train_batch_size=50, device="cpu"),
     "seminas": dict(n_initial=8, batch=4, pretrain_epochs=5, epochs=1, warmup_epochs=1, top_k=20,
                     max_step_size=20, train_batch_size=50, device="cpu", n_unlabeled=200),
+    # Pretrained once per process on 2,000 cells (cached); the pool is still the whole space.
+    "arch2vec-bo": dict(pretrain_size=2000, pretrain_epochs=1, pretrain_latent_points=0, n_initial=8,
+                        batch=4, dngo_steps=50),
+    "arch2vec-rl": dict(pretrain_size=2000, pretrain_epochs=1, pretrain_latent_points=0, batch=8),
 }
 
 
