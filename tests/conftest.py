@@ -79,6 +79,18 @@ def macro_excerpt():
     return benchmarks.load("nasbench_macro", path=MACRO_EXCERPT)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """``one_thread`` for a whole module of small networks: two threads on 2 busy cores mostly wait
+    on each other, and trained weights depend on the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def one_thread():
     """Build and count networks on one CPU thread: tiny batch-1 passes are slower with thread contention."""

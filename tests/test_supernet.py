@@ -25,14 +25,7 @@ SMALL = dict(channels=8, cells_per_stage=1)
 RECIPE = TrainConfig(epochs=4, batch_size=32, lr=0.05, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small networks on one thread: two threads on 2 busy cores mostly wait on each other (and
-    trained weights depend on the thread count)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
