@@ -267,6 +267,21 @@ class ArchSearcher(Searcher):
         ties = left[dist == dist.min()]
         return self.candidates[int(ties[int(self.rng.integers(len(ties)))])]  # type: ignore[index]
 
+    # ------------------------------------------------------------------ state shared by studies
+    @classmethod
+    def shared_payload(cls, space: Space, options: dict[str, Any]) -> Any:
+        """What every study of this strategy with these ``options`` shares, loaded once (or None).
+
+        The runner calls it once on the driver and ships the result to the workers through Ray's
+        object store, where :meth:`install_payload` puts it in place before the studies start
+        (arch2vec: the pretrained embeddings). The default shares nothing.
+        """
+        return None
+
+    @classmethod
+    def install_payload(cls, payload: Any) -> None:
+        """Put a :meth:`shared_payload` in place in this process."""
+
     def _propose(self) -> Arch | None:
         """The strategy's next architecture; None falls back to a random unseen cell."""
         return None

@@ -366,3 +366,28 @@ def test_reconstruction_on_nasbench101_learns_ops_and_most_edges(nb101_default):
                    "50,000 cells x 10 epochs (the paper trains on all 423,624 cells)")
 def test_reconstruction_accuracy_on_nasbench101_is_at_least_99(nb101_default):
     assert nb101_default.metrics["reconstruction_accuracy"] >= 99.0, nb101_default.metrics
+
+
+def test_embeddings_loaded_once_reach_another_process_without_its_cache(tmp_path, monkeypatch, nb201_excerpt):
+    """The runner loads them once on the driver (``shared_payload``) and ships them through the
+    object store; a worker on a node without the cache file (here: a cleared memo and another
+    cache folder) puts them in place (``install_payload``) and neither reads nor pretrains."""
+    import pickle
+
+    from raynas.runner._study import StudySpec, run_study, shared_payloads
+    from raynas.searchers import searcher_class
+
+    options = dict(SMALL, pretrain_size=300, pretrain_epochs=1, cache_dir=str(tmp_path / "driver"))
+    payloads = shared_payloads({"arch2vec-bo": options, "evolution": {}}, nb201_excerpt)
+    assert set(payloads) == {"arch2vec-bo"}  # evolution shares nothing
+    shipped = pickle.loads(pickle.dumps(payloads))  # what crosses the object store: plain data
+    clear_memo()
+    monkeypatch.setattr("raynas.searchers.arch2vec._pretrain.pretrain",
+                        lambda *a, **k: pytest.fail("a worker pretrained its own copy"))
+    searcher_class("arch2vec-bo").install_payload(shipped["arch2vec-bo"])
+    before = dict(CACHE_STATS)
+    worker = {**options, "cache_dir": str(tmp_path / "node2")}
+    _, st = run_study(StudySpec("arch2vec-bo", 0, "test_accuracy", "max", 20, options=worker), nb201_excerpt)
+    assert len(st.rows) == 20
+    assert CACHE_STATS["file"] == before["file"] and CACHE_STATS["memo"] == before["memo"] + 1
+    assert not (tmp_path / "node2").exists()

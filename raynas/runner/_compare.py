@@ -30,7 +30,13 @@ from raynas._storage import RemotePath, check_remote_folder, is_uri, shown, uplo
 from raynas.benchmarks import TabularBenchmark, check_dataset, default_mode, get_spec, load
 from raynas.runner._output import experiment_folder, write_definition
 from raynas.runner._simulator import SimState
-from raynas.runner._study import SEARCHER_FILE, StudySpec, newest_checkpoint, study_trainable
+from raynas.runner._study import (
+    SEARCHER_FILE,
+    StudySpec,
+    newest_checkpoint,
+    shared_payloads,
+    study_trainable,
+)
 from raynas.runner._tune_state import restorable
 from raynas.searchers import check_options, searcher_class, searcher_names
 from raynas.trainables.evaluator import Evaluator, TabularEvaluator
@@ -175,10 +181,12 @@ def _cluster_gpus_share() -> float:
     return 1.0 if gpus else 0.0
 
 
-def _trainable(evaluator: Evaluator, out: Path | RemotePath, gpus_per_study: float | str = "auto"):
+def _trainable(evaluator: Evaluator, out: Path | RemotePath, gpus_per_study: float | str = "auto",
+               shared: dict[str, Any] | None = None):
     from ray import tune
 
-    trainable = tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR))
+    trainable = tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR),
+                                     shared=shared or {})
     return tune.with_resources(trainable, partial(study_resources, gpus_per_study=gpus_per_study))
 
 
@@ -361,13 +369,16 @@ def _run(config: CompareConfig, out: Path, restore: bool, progress: bool, verbos
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
     )
     tune_dir = root / "tune"
+    # State the studies of a method share (arch2vec's embeddings), loaded once here and shipped to
+    # the workers with the evaluator through the object store.
+    shared = shared_payloads({m: config.options.get(m, {}) for m in config.methods}, evaluator)
     if restore and restorable(tune_dir, "the Tune experiment", "a fresh one runs every study on from its own "
                                                                  "checkpoints"):
-        trainable = _trainable(evaluator, root, config.gpus_per_study)
+        trainable = _trainable(evaluator, root, config.gpus_per_study, shared)
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            _trainable(evaluator, root, config.gpus_per_study),
+            _trainable(evaluator, root, config.gpus_per_study, shared),
             # Seed by seed, every method in turn: the first seeds of all methods finish first, and
             # slow methods (neural controllers) are spread over the run instead of all at its end.
             param_space={"study": tune.grid_search([s.to_dict() for s in sorted(studies, key=lambda s: s.seed)])},

@@ -172,7 +172,26 @@ def newest_checkpoint(folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
     return None, notes
 
 
-def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark, store: str) -> None:
+def shared_payloads(methods_options: dict[str, dict[str, Any]], bench: Evaluator | TabularBenchmark) -> dict:
+    """``{method: payload}`` of the strategies that share state between studies (loaded here, once).
+
+    Args:
+        methods_options: Each method run, with its options (one payload per method).
+        bench: The evaluator, for its space.
+    """
+    from raynas.searchers import searcher_class
+
+    space = as_evaluator(bench).space
+    out = {}
+    for method, options in methods_options.items():
+        payload = searcher_class(method).shared_payload(space, dict(options))
+        if payload is not None:
+            out[method] = payload
+    return out
+
+
+def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark, store: str,
+                    shared: dict[str, Any] | None = None) -> None:
     """Ray Tune function trainable running one study; continues from its newest readable checkpoint.
 
     Args:
@@ -180,8 +199,14 @@ def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark,
         bench: The evaluator (or tabular benchmark) that plays the trainable.
         store: The folder of the studies' own checkpoints (``DIR/studies``): a path every node
             reaches, or a storage URI (:mod:`raynas._storage`).
+        shared: :func:`shared_payloads`, put in place before the study's searcher is built (e.g.
+            arch2vec's embeddings, loaded once on the driver instead of once per node).
     """
     spec = StudySpec(**config["study"])
+    if shared and spec.method in shared:
+        from raynas.searchers import searcher_class
+
+        searcher_class(spec.method).install_payload(shared[spec.method])
     folder = as_path(store) / spec.name
     saved, notes = newest_checkpoint(folder)
     if notes:

@@ -44,7 +44,7 @@ from raynas.runner._compare import (
     read_definition,
 )
 from raynas.runner._output import check_output_folder, write_definition
-from raynas.runner._study import StudySpec, newest_checkpoint, study_trainable
+from raynas.runner._study import StudySpec, newest_checkpoint, shared_payloads, study_trainable
 from raynas.runner._tune_state import restorable
 
 TRAIN_KIND, SEARCH_KIND = "supernet-train", "supernet-search"
@@ -234,8 +234,10 @@ def _search(cfg: SupernetSearchRun, out: Path, progress: bool) -> Path:
     _init_ray()
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     callback = StudyProgress(len(studies), enabled=progress)
+    shared = shared_payloads({m: cfg.options.get(m, {}) for m in cfg.methods}, evaluator)
     trainable = tune.with_resources(
-        tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR)), {"cpu": 1})
+        tune.with_parameters(study_trainable, bench=evaluator, store=str(out / STUDIES_DIR), shared=shared),
+        {"cpu": 1})
     folder = out / "tune"
     if restorable(folder, "the supernet search", "a fresh one runs every study on from its own checkpoints"):
         tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_errored=True)

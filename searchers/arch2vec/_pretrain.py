@@ -358,7 +358,7 @@ def load_embeddings(space: Space, options: PretrainOptions, folder: str | os.Pat
     """
     path = cache_path(space, options, folder)
     with _LOCK:
-        found = _MEMO.get(str(path))
+        found = _MEMO.get(path.name)
         if found is not None:
             CACHE_STATS["memo"] += 1
             return found
@@ -373,8 +373,19 @@ def load_embeddings(space: Space, options: PretrainOptions, folder: str | os.Pat
             emb = pretrain(space, options, progress, num_threads)
             dump_state(emb.state(), path)
             CACHE_STATS["pretrained"] += 1
-        _MEMO[str(path)] = emb
+        _MEMO[path.name] = emb
         return emb
+
+
+def remember(emb: Embeddings) -> None:
+    """Make ``emb`` this process's embeddings of its space and options, as if read from the cache.
+
+    How a worker gets the embeddings the driver loaded once (through Ray's object store) instead
+    of reading, or on a node without the cache file pretraining, its own copy. The memo is keyed
+    by the cache file's name (space and option digest), so any cache folder finds it.
+    """
+    with _LOCK:
+        _MEMO[cache_path(emb.space, emb.options).name] = emb
 
 
 def clear_memo() -> None:

@@ -19,6 +19,7 @@ again, once per process).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,15 @@ import torch
 from torch import nn
 
 from raynas.searchers._base import ArchSearcher
-from raynas.searchers._config import option, require
+from raynas.searchers._config import build_config, option, require
 from raynas.searchers._neural._gin import build_seeded
 from raynas.searchers._neural._seq2seq import tensor_state, torch_generator, torch_threads
-from raynas.searchers.arch2vec._pretrain import Embeddings, PretrainOptions, load_embeddings
+from raynas.searchers.arch2vec._pretrain import (
+    Embeddings,
+    PretrainOptions,
+    load_embeddings,
+    remember,
+)
 from raynas.searchers.arch2vec._surrogate import Surrogate, expected_improvement
 from raynas.spaces import Arch, Space
 
@@ -127,6 +133,18 @@ class _Arch2VecSearcher(ArchSearcher):
     def __init__(self, space: Space | str, *, config: Arch2VecConfig | None = None, **base: Any):
         super().__init__(space, config=config, **base)
         self._emb: Embeddings | None = None  # read from the cache at the first proposal
+
+    @classmethod
+    def shared_payload(cls, space: Space, options: dict[str, Any]) -> Any:
+        """The embeddings (as plain data) that every study with these options reads."""
+        config = build_config(cls.config_class, cls.name, dict(options))
+        emb = load_embeddings(space, config.pretrain_options(), config.cache_dir, num_threads=config.num_threads)
+        return {"space": space, "options": dataclasses.asdict(emb.options), "state": emb.state()}
+
+    @classmethod
+    def install_payload(cls, payload: Any) -> None:
+        if payload is not None:
+            remember(Embeddings(payload["space"], PretrainOptions(**payload["options"]), payload["state"]))
 
     def _load_pool(self) -> None:
         """Read (or, on a cache miss, pretrain) the embeddings and set up the pool; idempotent."""
