@@ -38,23 +38,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from raynas._errors import RaynasError, check_positive
-from raynas.spaces import get_space
 from raynas.spaces._nasbench201 import EDGES
 from raynas.spaces._nasbench201 import OPS as OP_NAMES
 from raynas.trainables.data import Splits, prepare_batch
 from raynas.trainables.networks._supernet import NASBench201Supernet, SuperCell
-from raynas.trainables.train import load_checkpoint, private_rng, save_checkpoint
+from raynas.trainables.train import private_rng, report_with_state, resolve_device, restored_state
 
 #: The constraint levels and their lambda (the weight of the normalised cost per edge).
 LEVELS = {"none": 0.0, "mild": 0.02, "moderate": 0.1, "aggressive": 0.5}
@@ -178,12 +175,6 @@ def edge_costs(model: NASBench201Supernet, image_size: int) -> torch.Tensor:
     return per_op.expand(len(EDGES), -1).clone()
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def search(
     splits: Splits,
     config: SNASConfig | None = None,
@@ -202,7 +193,7 @@ def search(
             the edges' distributions) and the state to checkpoint.
     """
     cfg = config or SNASConfig()
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     with private_rng(cfg.seed):
         model = NASBench201Supernet(splits.num_classes, cfg.channels, cfg.cells_per_stage, splits.input_shape[0])
     model = model.to(device)
@@ -313,7 +304,7 @@ def result_of(state: dict[str, Any], splits: Splits) -> dict[str, Any]:
     ``params`` (M) and ``flops`` (M) are those of the child's stand-alone network at the search
     network's width and input size.
     """
-    from raynas.trainables.networks import build_network, count_flops, count_params
+    from raynas.trainables.networks import network_cost
 
     cfg = state["config"]
     model = NASBench201Supernet(state["num_classes"], cfg["channels"], cfg["cells_per_stage"], state["input_shape"][0])
@@ -324,12 +315,10 @@ def result_of(state: dict[str, Any], splits: Splits) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(cfg["seed"] + 1)
     search_acc = _accuracy(model, splits, None, gen, final_tau, log_alpha)
     child_acc = _accuracy(model, splits, list(OP_NAMES.index(op) for op in child))
-    with private_rng(0):
-        net = build_network(get_space("nasbench201"), child, state["num_classes"], channels=cfg["channels"],
-                            cells_per_stage=cfg["cells_per_stage"])
-    side = state["input_shape"][-1]
+    size = network_cost("nasbench201", child, state["num_classes"], state["input_shape"][-1],
+                        channels=cfg["channels"], cells_per_stage=cfg["cells_per_stage"])
     return {
-        "genotype": child, "params": count_params(net) / 1e6, "flops": count_flops(net, (3, side, side), bias=True) / 1e6,
+        "genotype": child, **size,
         "search_val_accuracy": search_acc, "child_val_accuracy": child_acc,
         "alpha": torch.softmax(log_alpha, -1).tolist(),
     }
@@ -343,17 +332,12 @@ def snas_trainable(config: dict[str, Any], data: Any, base: SNASConfig) -> None:
     its last checkpoint with the result an uninterrupted search would have.
     """
     import ray
-    from ray import tune
 
     splits = ray.get(data) if isinstance(data, ray.ObjectRef) else data
     config = config.get("trial", config)
     overrides = {k: config[k] for k in ("level", "lam", "seed") if k in config}
     cfg = dataclasses.replace(base, **overrides)
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_checkpoint(Path(directory) / CHECKPOINT_FILE)
+    state = restored_state(CHECKPOINT_FILE)
 
     def report(metrics: dict[str, Any], state_now: dict[str, Any]) -> None:
         extra = {}
@@ -361,10 +345,7 @@ def snas_trainable(config: dict[str, Any], data: Any, base: SNASConfig) -> None:
             found = result_of(state_now, splits)
             extra = {**{k: v for k, v in found.items() if k not in ("genotype", "alpha")},
                      "genotype": json.dumps(list(found["genotype"])), "alpha": json.dumps(found["alpha"])}
-        with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(state_now, Path(directory) / CHECKPOINT_FILE)
-            tune.report({**metrics, "lambda": cfg.penalty, **extra},
-                        checkpoint=tune.Checkpoint.from_directory(directory))
+        report_with_state({**metrics, "lambda": cfg.penalty, **extra}, state_now, CHECKPOINT_FILE)
 
     if state is not None and int(state["epoch"]) >= cfg.epochs:
         return

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,8 +43,17 @@ from torch import nn
 from raynas._errors import RaynasError, check_positive
 from raynas.spaces import Arch, get_space
 from raynas.trainables.data import Splits, prepare_batch
+from raynas.trainables.networks import network_cost
 from raynas.trainables.networks._supernet import build_supernet, path_choices, supernet_path
-from raynas.trainables.train import TrainConfig, load_checkpoint, private_rng, save_checkpoint
+from raynas.trainables.train import (
+    TrainConfig,
+    load_checkpoint,
+    private_rng,
+    report_with_state,
+    resolve_device,
+    restored_state,
+    save_checkpoint,
+)
 
 CHECKPOINT_FILE = "supernet.pt"
 STATE_VERSION = 1
@@ -135,8 +143,7 @@ def train_supernet(
     """
     cfg = config or SupernetConfig()
     tc = cfg.train
-    device = torch.device("cpu") if tc.device == "auto" and not torch.cuda.is_available() else (
-        torch.device("cuda") if tc.device == "auto" else torch.device(tc.device))
+    device = resolve_device(tc.device)
     in_channels = splits.input_shape[0]
     model = cfg.build(splits.num_classes, in_channels).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay,
@@ -233,21 +240,14 @@ def supernet_trainable(config: dict[str, Any], data: Any, supernet: SupernetConf
     would have. ``config["seed"]``, when present, overrides ``supernet.seed``.
     """
     import ray
-    from ray import tune
 
     splits = ray.get(data) if isinstance(data, ray.ObjectRef) else data
     if "seed" in config:
         supernet = dataclasses.replace(supernet, seed=int(config["seed"]))
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_state_file(Path(directory) / CHECKPOINT_FILE)
+    state = restored_state(CHECKPOINT_FILE, load_state_file)
 
     def report(metrics: dict[str, float], state_now: dict[str, Any]) -> None:
-        with tempfile.TemporaryDirectory() as directory:
-            save_state_file(state_now, Path(directory) / CHECKPOINT_FILE)
-            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(directory))
+        report_with_state(dict(metrics), state_now, CHECKPOINT_FILE, save_state_file)
 
     if state is not None and int(state["epoch"]) >= supernet.train.epochs:
         return
@@ -331,14 +331,8 @@ class SupernetEvaluator:
     def cost(self, arch: Arch) -> dict[str, float] | None:
         key = self.space.key(arch)
         if key not in self._costs:
-            from raynas.trainables.networks import build_network, count_flops, count_params
-
-            cfg = self.state["config"]
-            c, h, w = self.state["input_shape"]
-            with private_rng(0):
-                net = build_network(self.space, arch, self.state["num_classes"], **cfg["network"])
-            self._costs[key] = {"params": count_params(net) / 1e6,
-                                "flops": count_flops(net, (3, h, w), bias=True) / 1e6}
+            self._costs[key] = network_cost(self.space, arch, self.state["num_classes"], self.state["input_shape"][-1],
+                                            **self.state["config"]["network"])
         return self._costs[key]
 
     def eval_time(self, arch: Arch, fidelity: int | None = None) -> float | None:
@@ -390,6 +384,7 @@ class SharedWeightsEvaluator:
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self._order, self._at, self._val_at = torch.zeros(0, dtype=torch.long), 0, 0
         self.steps = 0
+        self._costs: dict[str, dict[str, float]] = {}
 
     def candidates(self) -> list[Arch] | None:
         return None
@@ -431,12 +426,11 @@ class SharedWeightsEvaluator:
         return {"key": self.space.key(arch), "val_accuracy": acc, **self.cost(arch)}
 
     def cost(self, arch: Arch) -> dict[str, float]:
-        from raynas.trainables.networks import build_network, count_flops, count_params
-
-        with private_rng(0):
-            net = build_network(self.space, arch, self.splits.num_classes, **self.cfg.network_options())
-        side = self.splits.input_shape[-1]
-        return {"params": count_params(net) / 1e6, "flops": count_flops(net, (3, side, side), bias=True) / 1e6}
+        key = self.space.key(arch)
+        if key not in self._costs:
+            self._costs[key] = network_cost(self.space, arch, self.splits.num_classes, self.splits.input_shape[-1],
+                                            **self.cfg.network_options())
+        return self._costs[key]
 
     def eval_time(self, arch: Arch, fidelity: int | None = None) -> float | None:
         return None

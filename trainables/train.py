@@ -360,6 +360,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def restored_state(filename: str, load: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The state in file ``filename`` of the running Tune trial's latest checkpoint; None on a first start.
+
+    ``load`` reads the file (default: :func:`load_checkpoint`).
+    """
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return (load or load_checkpoint)(Path(directory) / filename)
+
+
+def report_with_state(metrics: dict[str, Any], state: dict[str, Any], filename: str,
+                      save: Callable[[dict[str, Any], Path], None] | None = None) -> None:
+    """``tune.report(metrics)`` with ``state`` written to ``filename`` (by ``save``, default
+    :func:`save_checkpoint`) as the trial's checkpoint."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as directory:
+        (save or save_checkpoint)(state, Path(directory) / filename)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
 #: ``TrainConfig`` fields a hyperparameter search may set (``config["hparams"]`` of a trial).
 TUNABLE = ("lr", "momentum", "weight_decay", "nesterov", "label_smoothing", "lr_min", "grad_clip", "batch_size")
 
@@ -406,21 +431,14 @@ def train_trainable(
     the trial.
     """
     import ray
-    from ray import tune
 
     splits = ray.get(data_ref_or_splits) if isinstance(data_ref_or_splits, ray.ObjectRef) else data_ref_or_splits
     seed = int(config.get("seed", seed))
     train_config = apply_hparams(train_config or TrainConfig(), config.get("hparams"))
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_checkpoint(Path(directory) / CHECKPOINT_FILE)
+    state = restored_state(CHECKPOINT_FILE)
     model = seeded_init(lambda: model_fn(config), seed)
 
     def report(metrics: Metrics, state_now: dict[str, Any]) -> None:
-        with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(state_now, Path(directory) / CHECKPOINT_FILE)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        report_with_state(metrics, state_now, CHECKPOINT_FILE)
 
     train_model(model, splits, train_config, seed, state=state, on_epoch=report)

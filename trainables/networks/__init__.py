@@ -80,4 +80,17 @@ def build_network(
     return DartsNetwork(arch, num_classes, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["SUPPORTED", "build_network", "check_network_space", "count_flops", "count_params"]
+def network_cost(space: Space | str, arch: Arch, num_classes: int, image_side: int, **options: Any) -> dict[str, float]:
+    """``{"params": M, "flops": M}`` of the stand-alone network of ``arch`` for ``image_side`` inputs.
+
+    Millions of parameters, and millions of multiply-adds with biases counted (NAS-Bench-201's
+    convention); the network is built only to be counted, with the global RNG left as it was.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(space, arch, num_classes, **options)
+    return {"params": count_params(net) / 1e6, "flops": count_flops(net, (3, image_side, image_side), bias=True) / 1e6}
+
+
+__all__ = ["SUPPORTED", "build_network", "check_network_space", "count_flops", "count_params", "network_cost"]
