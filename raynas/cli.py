@@ -617,13 +617,13 @@ def run(ctx, method: str, backend: str, **kw) -> None:
             gpus_per_trial=0.0 if gpus == "auto" else gpus, **kw)
 
 
-def _parse_network(items: tuple[str, ...]) -> dict:
+def _parse_network(items: tuple[str, ...], param_hint: str = "--network") -> dict:
     """``("channels=8", ...)`` -> ``{"channels": 8}``; values are read as JSON, else kept as strings."""
     out = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not OPTION=VALUE, e.g. channels=8", param_hint="--network")
+            raise click.BadParameter(f"{item!r} is not OPTION=VALUE, e.g. channels=8", param_hint=param_hint)
         out[name.strip()] = _value(raw)
     return out
 
@@ -899,7 +899,7 @@ def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out,
 
     from raynas.runner._snas_run import SNASRunConfig, run_snas
 
-    options = {"epochs": epochs, **{k: v for k, v in (_setting(s) for s in settings)}}
+    options = {"epochs": epochs, **_parse_network(settings, "--set")}
     cfg = SNASRunConfig(space=space, dataset=dataset, data=data, levels=[x.strip() for x in levels.split(",") if x.strip()],
                         seeds=seeds, image_size=image_size, options=options)
     path = run_snas(cfg, out, resume=resume, progress=not quiet)
@@ -979,13 +979,7 @@ def supernet_search(supernet_file, methods, seeds, budget, max_flops, settings, 
     from raynas.runner._supernet_run import SupernetSearchRun, search
 
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
-    limits = []
-    for item in max_flops.split(","):
-        item = item.strip().lower()
-        try:
-            limits.append(None if item in ("none", "") else float(item))
-        except ValueError:
-            raise click.BadParameter(f"{item!r} is neither a number nor none", param_hint="--max-flops") from None
+    limits = _flops_list(max_flops)
     cfg = SupernetSearchRun(supernet=supernet_file, methods=method_list, seeds=seeds, budget=budget,
                             max_flops=limits, options=parse_settings(settings, method_list))
     path = search(cfg, out, resume=resume, progress=not quiet)
@@ -1017,7 +1011,7 @@ def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, ba
       raynas train --genotype snas-digits/genotypes/mild_seed0.json --epochs 12 --network channels=8
     """
     from raynas.runner._output import check_output_file
-    from raynas.runner._supernet_run import load_splits
+    from raynas.runner._train_run import dataset_splits
     from raynas.spaces import get_space
     from raynas.trainables.networks import build_network, count_flops, count_params
     from raynas.trainables.train import TrainConfig, seeded_init, train_model
@@ -1039,7 +1033,7 @@ def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, ba
         cell = sp.from_string(arch)
     sp.validate(cell)
     dest = check_output_file(out) if out else None
-    splits = load_splits(dataset, data, seed, image_size)
+    splits = dataset_splits(dataset, data, seed, image_size)
     options = _parse_network(network)
     model = seeded_init(lambda: build_network(sp, cell, splits.num_classes, **options), seed)
     params, flops = count_params(model) / 1e6, count_flops(model, (3, *splits.input_shape[1:]), bias=True) / 1e6
@@ -1050,13 +1044,6 @@ def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, ba
     if dest is not None:
         dest.write_text(json.dumps({"space": sp.name, "cell": sp.to_string(cell), "params": params, "flops": flops,
                                     "curve": result.curve, "test_accuracy": result.test_accuracy}, indent=2))
-
-
-def _setting(text: str) -> tuple[str, object]:
-    name, sep, raw = text.partition("=")
-    if not sep:
-        raise click.BadParameter(f"{text!r} is not OPTION=VALUE", param_hint="--set")
-    return name.strip(), _value(raw)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,6 +79,22 @@ def macro_excerpt():
     return benchmarks.load("nasbench_macro", path=MACRO_EXCERPT)
 
 
+def kill_driver_then_its_ray(proc) -> None:
+    """SIGKILL a driver started with ``start_new_session=True``, then its Ray processes (its
+    process group), as a crash followed by a reboot would leave them: nothing is cleaned up."""
+    import os
+    import signal
+    import time
+
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 @pytest.fixture(scope="module")
 def one_thread_module():
     """``one_thread`` for a whole module of small networks: two threads on 2 busy cores mostly wait

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import kill_driver_then_its_ray
 
 from raynas.runner._study import StudySpec, run_study
 
@@ -44,13 +44,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(graph, tmp_path):
     while _checkpoints(out) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     assert proc.poll() is None, f"compare ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)  # the driver dies without any cleanup
-    proc.wait()
-    time.sleep(1)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # then its Ray processes, as a reboot would
-    except ProcessLookupError:
-        pass
+    kill_driver_then_its_ray(proc)
     assert not (out / "results.parquet").exists()
     done = subprocess.run([sys.executable, "-m", "raynas.cli", "resume", str(out), "--quiet"],
                           env=_env(), capture_output=True, text=True, timeout=600)
@@ -83,13 +77,7 @@ def test_training_search_resumes_after_sigkill_with_the_same_results(tmp_path):
     while len(list(killed.glob("tune/*/*/checkpoint_*"))) < 7 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_driver_then_its_ray(proc)
     assert not (killed / "results.parquet").exists()
     shutil.copytree(killed, tmp_path / "as-killed")  # for a post-mortem if resuming fails
     done = subprocess.run([sys.executable, "-m", "raynas.cli", "resume", str(killed), "--quiet"],

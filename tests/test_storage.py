@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from conftest import kill_driver_then_its_ray
 
 from raynas._errors import OutputFolderError
 from raynas._state import dump_state, load_state
@@ -181,13 +181,7 @@ def test_driver_killed_then_resumed_from_s3_gives_the_uninterrupted_results(s3, 
     while (sum(".pt" in f for f in _files(uri)) < 3 and time.time() < deadline and proc.poll() is None):
         time.sleep(0.2)
     assert proc.poll() is None, f"compare ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_driver_then_its_ray(proc)
     assert "results.parquet" not in _files(uri)
     env["XDG_CACHE_HOME"] = str(tmp_path / "second")
     done = subprocess.run([sys.executable, "-m", "raynas.cli", "resume", uri, "--quiet"], env=env,

@@ -271,6 +271,25 @@ def check_same(out: Path | str, stored: dict[str, Any], asked: dict[str, Any], r
         )
 
 
+def stored_definition(out: Path, cfg: Any, resume: bool, load, what: str = "experiment") -> Any | None:
+    """The definition stored in ``out`` when it is the one ``cfg`` asks for (None when ``out`` is empty).
+
+    Refuses (naming the differences) another definition, the same one without ``resume``, and a
+    folder that holds something else. ``load(out)`` reads the stored definition (a dataclass);
+    ``what`` names the run in messages ("sweep", "run").
+    """
+    if (out / EXPERIMENT_FILE).exists():
+        stored = load(out)
+        check_same(out, asdict(stored), asdict(cfg), resume)
+        if not resume:
+            raise ExperimentExistsError(f"{out} already holds this {what}; pass --resume (or run `raynas resume "
+                                        f"{out}`) to continue it, or choose another --out")
+        return stored
+    if out.exists() and any(out.iterdir()):
+        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
+    return None
+
+
 def _show(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)

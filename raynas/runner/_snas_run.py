@@ -24,10 +24,9 @@ import pyarrow.parquet as pq
 from raynas._errors import RaynasError, check_positive
 from raynas.runner._compare import (
     EXPERIMENT_FILE,
-    ExperimentExistsError,
     _init_ray,
-    check_same,
     read_definition,
+    stored_definition,
 )
 from raynas.runner._output import check_output_folder, write_definition
 
@@ -93,25 +92,17 @@ def _grid(cfg: SNASRunConfig) -> list[dict[str, Any]]:
 
 
 def _splits(cfg: SNASRunConfig, seed: int = 0):
-    from raynas.trainables.data import load_dataset
+    from raynas.runner._train_run import dataset_splits
 
-    if cfg.dataset == "digits":
-        return load_dataset("digits", seed=seed, image_size=cfg.image_size, channels=3)
-    return load_dataset(cfg.dataset, cfg.data, seed=seed)
+    return dataset_splits(cfg.dataset, cfg.data, seed, cfg.image_size)
 
 
 def run_snas(cfg: SNASRunConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> Path:
     """Run (or continue) the sweep into folder ``out``; returns the path of ``snas.parquet``."""
     out = check_output_folder(out)
-    if (out / EXPERIMENT_FILE).exists():
-        stored = load_snas_config(out)
-        check_same(out, asdict(stored), asdict(cfg), resume)
-        if not resume:
-            raise ExperimentExistsError(f"{out} already holds this sweep; pass --resume (or run `raynas resume "
-                                        f"{out}`) to continue it, or choose another --out")
+    stored = stored_definition(out, cfg, resume, load_snas_config, "sweep")
+    if stored is not None:
         return _run(stored, out, progress)
-    if out.exists() and any(out.iterdir()):
-        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
     cfg.validate()
     _splits(cfg)  # a missing dataset fails before anything is written
     write_definition(out, EXPERIMENT_FILE, {"kind": KIND, **asdict(cfg)})

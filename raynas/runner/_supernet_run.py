@@ -36,15 +36,15 @@ from raynas.runner._compare import (
     EXPERIMENT_FILE,
     MAX_FAILURES,
     STUDIES_DIR,
-    ExperimentExistsError,
     _init_ray,
     add_incumbent,
     check_methods,
-    check_same,
     read_definition,
+    stored_definition,
 )
 from raynas.runner._output import check_output_folder, write_definition
 from raynas.runner._study import StudySpec, newest_checkpoint, shared_payloads, study_trainable
+from raynas.runner._train_run import dataset_splits
 from raynas.runner._tune_state import restorable
 
 TRAIN_KIND, SEARCH_KIND = "supernet-train", "supernet-search"
@@ -81,30 +81,7 @@ class SupernetTrainRun:
             raise RaynasError(f"bad supernet settings: {exc}") from None
 
     def splits(self):
-        return load_splits(self.dataset, self.data, self.split_seed, self.image_size)
-
-
-def load_splits(dataset: str, data: str | None, seed: int, image_size: int):
-    """The data of a supernet: digits as 3-channel images of side ``image_size``, else the files."""
-    from raynas.trainables.data import load_dataset
-
-    if dataset == "digits":
-        return load_dataset("digits", seed=seed, image_size=image_size, channels=3)
-    return load_dataset(dataset, data, seed=seed)
-
-
-def _fresh(out: Path, kind: str, cfg: Any, resume: bool, load) -> Any | None:
-    """The stored definition when ``out`` holds this run (None when it holds nothing)."""
-    if (out / EXPERIMENT_FILE).exists():
-        stored = load(out)
-        check_same(out, asdict(stored), asdict(cfg), resume)
-        if not resume:
-            raise ExperimentExistsError(f"{out} already holds this run; pass --resume (or run `raynas resume "
-                                        f"{out}`) to continue it, or choose another --out")
-        return stored
-    if out.exists() and any(out.iterdir()):
-        raise ExperimentExistsError(f"{out} exists and is not a raynas experiment; choose another --out")
-    return None
+        return dataset_splits(self.dataset, self.data, self.split_seed, self.image_size)
 
 
 def _load(kind: str, cls):
@@ -123,7 +100,7 @@ load_train_run = _load(TRAIN_KIND, SupernetTrainRun)
 def train(cfg: SupernetTrainRun, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> Path:
     """Train the supernet of ``cfg`` into ``out`` (or go on with it); returns ``out/supernet.pt``."""
     out = check_output_folder(out)
-    stored = _fresh(out, TRAIN_KIND, cfg, resume, load_train_run)
+    stored = stored_definition(out, cfg, resume, load_train_run, "run")
     if stored is None:
         cfg.supernet()
         cfg.splits()  # a missing dataset fails before anything is written
@@ -208,7 +185,7 @@ def evaluator_of(supernet: str | os.PathLike, bn_batches: int = 4):
         raise RaynasError(f"{meta_path} is missing: give the supernet.pt that `raynas supernet train` wrote, "
                           "with its supernet.json beside it")
     meta = json.loads(meta_path.read_text())
-    splits = load_splits(meta["dataset"], meta.get("data"), meta["split_seed"], meta["image_size"])
+    splits = dataset_splits(meta["dataset"], meta.get("data"), meta["split_seed"], meta["image_size"])
     return SupernetEvaluator(path, splits, bn_batches=bn_batches)
 
 
@@ -216,7 +193,7 @@ def search(cfg: SupernetSearchRun, out: str | os.PathLike, resume: bool = False,
     """Run (or continue) the sweep into ``out``; returns ``out/results.parquet``."""
     out = check_output_folder(out)
     cfg = dataclasses.replace(cfg, supernet=str(Path(cfg.supernet).resolve()))
-    stored = _fresh(out, SEARCH_KIND, cfg, resume, load_search_run)
+    stored = stored_definition(out, cfg, resume, load_search_run, "run")
     if stored is None:
         cfg.validate()
         evaluator_of(cfg.supernet, cfg.bn_batches)  # an unreadable supernet fails before anything is written

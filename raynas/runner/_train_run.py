@@ -182,12 +182,17 @@ def build_model(config: dict[str, Any], space: str, num_classes: int, network: d
 
 
 def load_splits(cfg: TrainRunConfig, seed: int):
-    """The dataset of ``cfg`` split by ``seed``; digits come as 3-channel images of side ``cfg.image_size``."""
+    """The dataset of ``cfg`` split by ``seed`` (see :func:`dataset_splits`)."""
+    return dataset_splits(cfg.dataset, cfg.data, seed, cfg.image_size)
+
+
+def dataset_splits(dataset: str, data: str | None, seed: int, image_size: int = 8):
+    """``dataset`` split by ``seed``; digits come as 3-channel images of side ``image_size``."""
     from raynas.trainables.data import load_dataset
 
-    if cfg.dataset == "digits":
-        return load_dataset("digits", seed=seed, image_size=cfg.image_size, channels=3)
-    return load_dataset(cfg.dataset, cfg.data, seed=seed)
+    if dataset == "digits":
+        return load_dataset("digits", seed=seed, image_size=image_size, channels=3)
+    return load_dataset(dataset, data, seed=seed)
 
 
 def resolve_gpus(value: float | str, space: str, cluster_gpus: float | None = None) -> float:
