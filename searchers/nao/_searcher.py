@@ -17,6 +17,7 @@ import torch
 
 from raynas.searchers._config import option, require
 from raynas.searchers._neural import (
+    ENCODE_CHUNK,
     ControllerSearcher,
     Normaliser,
     build_module,
@@ -119,7 +120,7 @@ class NAOSearcher(ControllerSearcher):
         self.optimizer = make_adam(self.model, self.config.lr, self.config.weight_decay)
 
     @torch.no_grad()
-    def predict(self, archs: list[Arch], chunk: int = 4096) -> np.ndarray:
+    def predict(self, archs: list[Arch], chunk: int = ENCODE_CHUNK) -> np.ndarray:
         """Normalised predicted accuracy of architectures."""
         self.model.eval()
         out = []
