@@ -37,7 +37,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from raynas.spaces._darts_genotype import _OP_INDEX, CELLS, N_NODES, OPS as OP_NAMES, Genotype
+from raynas.spaces._darts_genotype import _OP_INDEX, CELLS, N_NODES, Genotype
+from raynas.spaces._darts_genotype import OPS as OP_NAMES
 from raynas.spaces._darts_nodes import NodeGenotype, nodes_of
 from raynas.trainables.networks._darts import OPS, FactorizedReduce
 from raynas.trainables.networks._ops import ReLUConvBN
