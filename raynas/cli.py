@@ -1028,9 +1028,11 @@ def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, ba
         raise click.UsageError("give one of --genotype FILE or --arch CELL")
     if genotype_file is not None:
         from raynas.runner._snas_run import read_genotype_file
+        from raynas.spaces._darts_nodes import NodeGenotype
 
         sp, cell = read_genotype_file(genotype_file)
-        shown_cell = repr(cell)
+        # A SNAS child of DARTS (any number of edges per node) lies outside the space's notation.
+        shown_cell = repr(cell) if isinstance(cell, NodeGenotype) else sp.to_string(cell)
     else:
         if space is None:
             raise click.UsageError("--arch needs --space")

@@ -185,7 +185,7 @@ def edge_costs(model: nn.Module, image_size: int) -> torch.Tensor:
     """
     edges = list(model.mixed_edges())
     shape = (max(row for row, _ in edges) + 1, len(edges[0][1].ops))
-    params, flops, conv_mac, io_mac = (torch.zeros(shape, dtype=torch.float64) for _ in range(4))
+    params, flops, conv_mac, io_mac = (torch.zeros(shape) for _ in range(4))
     has_conv = torch.zeros(shape, dtype=torch.bool)
     handles = []
 
@@ -223,7 +223,7 @@ def edge_costs(model: nn.Module, image_size: int) -> torch.Tensor:
         for handle in handles:
             handle.remove()
     mac = torch.where(has_conv, conv_mac, io_mac)
-    return sum(v / v.max(dim=1, keepdim=True).values.clamp(min=1e-12) for v in (params, flops, mac)).float()
+    return sum(v / v.max(dim=1, keepdim=True).values.clamp(min=1e-12) for v in (params, flops, mac))
 
 
 def search(
