@@ -14,6 +14,11 @@ architecture do.
 * a ``(6, 5)`` weight tensor: edge ``e`` outputs ``sum_k w[e, k] * op_k(x)``, the relaxed edge
   of DARTS and of SNAS's concrete samples (ops whose weight is exactly zero are skipped).
 
+:class:`NASBenchMacroSupernet` holds the three choices of every Macro layer; the DARTS supernet
+(DARTS's search network, 14 :class:`MixedEdge` per cell) lives in
+:mod:`~raynas.trainables.networks._supernet_darts`. :func:`build_supernet`,
+:func:`supernet_path` and :func:`sample_path` dispatch on the space.
+
 Example:
     >>> import torch
     >>> net = NASBench201Supernet(num_classes=10, channels=4, cells_per_stage=1)
