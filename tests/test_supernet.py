@@ -344,3 +344,29 @@ def test_darts_supernet_scores_genotypes(darts_trained, splits):
     assert ev.cost(archs[0])["params"] == pytest.approx(count_params(net) / 1e6)
     _, st = run_study(StudySpec("random", 0, "val_accuracy", "max", 4), ev)
     assert len(st.rows) == 4 and all(r.get("error") is None for r in st.rows)
+
+
+@pytest.mark.slow
+def test_raynas_supernet_train_then_search_on_darts(ray_session, tmp_path):
+    """`raynas supernet train --space darts` then `supernet search` over DARTS genotypes, each scored
+    with the FLOPs of its stand-alone network; --layers is a DARTS option only."""
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from raynas.cli import main
+
+    run = CliRunner()
+    res = run.invoke(main, ["supernet", "train", "--space", "darts", "--epochs", "1", "--channels", "4", "--layers",
+                            "3", "--out", str(tmp_path / "sn"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    state = load_state_file(tmp_path / "sn" / "supernet.pt")
+    assert state["epoch"] == 1 and state["config"]["network"] == {"channels": 4, "layers": 3}
+    res = run.invoke(main, ["supernet", "search", "--supernet", str(tmp_path / "sn" / "supernet.pt"), "--methods",
+                            "random", "--seeds", "1", "--budget", "4", "--max-flops", "none,0.12",
+                            "--out", str(tmp_path / "search"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "search" / "results.parquet").to_pylist()
+    assert len(rows) == 8 and not any(r["error"] for r in rows)
+    assert all(r["flops"] <= 0.12 for r in rows if r["max_flops"] == 0.12) and min(r["flops"] for r in rows) > 0
+    bad = run.invoke(main, ["supernet", "train", "--layers", "3", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--layers applies only to --space darts" in bad.output
