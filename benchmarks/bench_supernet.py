@@ -13,15 +13,21 @@ Each figure next to its peer measured in the same run:
    search over the supernet.
 4. The wall time of an SNAS search (``--snas-epochs``, the same network and batch size, every
    op of every edge computed at each step) against the SPOS supernet's training time per epoch.
+5. The wall time of an SNAS search over the DARTS space (``--darts-epochs`` epochs of DARTS's
+   search network, ``--darts-channels`` x ``--darts-layers``: 14 edges of 8 ops per cell) against
+   the NAS-Bench-201 one, per epoch (the ratio).
 
 Everything on one torch thread (a one-CPU Ray trial). Writes benchmarks/results/supernet.json.
 Usage: python benchmarks/bench_supernet.py [--channels 16] [--cells-per-stage 5] [--epochs 10]
-       [--cells 20] [--quick] [--no-write]
+       [--cells 20] [--darts-channels 16] [--darts-layers 8] [--darts-epochs 1] [--snas-only]
+       [--quick] [--no-write]
+``--snas-only`` measures 4 and 5 alone (the SNAS searches, no SPOS training).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -32,6 +38,7 @@ from benchmarks._common import write
 from raynas.spaces import get_space
 from raynas.trainables.data import load_dataset
 from raynas.trainables.networks import build_network
+from raynas.trainables.snas import genotype_json
 from raynas.trainables.supernet import (
     SupernetConfig,
     SupernetEvaluator,
@@ -51,18 +58,28 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=20)
     ap.add_argument("--bn-batches", type=int, default=4)
     ap.add_argument("--snas-epochs", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="C=8, N=1, 3 epochs, 8 cells")
+    ap.add_argument("--darts-channels", type=int, default=16, help="DARTS's search network: 16")
+    ap.add_argument("--darts-layers", type=int, default=8, help="DARTS's search network: 8 cells")
+    ap.add_argument("--darts-epochs", type=int, default=1)
+    ap.add_argument("--snas-only", action="store_true", help="only the SNAS searches (figures 4 and 5)")
+    ap.add_argument("--quick", action="store_true", help="C=8, N=1, 3 epochs, 8 cells; DARTS C=4, 3 cells")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.channels, args.cells_per_stage, args.epochs, args.cells = 8, 1, 3, 8
+        args.darts_channels, args.darts_layers = 4, 3
     torch.set_num_threads(1)
     splits = load_dataset("digits", seed=0, channels=3)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the first optimizer imports torch._dynamo (s)
+    if args.snas_only:
+        out = {"settings": {k: v for k, v in vars(args).items() if k != "no_write"}, **snas_times(splits, args)}
+        if not args.no_write:
+            write("supernet_snas", out)
+        return
     recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device="cpu")
     cfg = SupernetConfig(channels=args.channels, cells_per_stage=args.cells_per_stage, train=recipe)
     net_opts = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
 
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the first optimizer imports torch._dynamo (s)
     t = time.perf_counter()
     state, curve = train_supernet(splits, cfg)
     supernet_s = time.perf_counter() - t
@@ -96,14 +113,7 @@ def main() -> None:
     per_step_alone = statistics.median(alone_s) / steps
     tau = kendall_tau(sup_acc, alone_acc)
 
-    from raynas.trainables.snas import SNASConfig, result_of, search
-
-    snas_cfg = SNASConfig(level="mild", epochs=args.snas_epochs, batch_size=args.batch_size, lr=args.lr,
-                          channels=args.channels, cells_per_stage=args.cells_per_stage, device="cpu")
-    t = time.perf_counter()
-    snas_state = search(splits, snas_cfg)
-    snas_s = time.perf_counter() - t
-    snas_found = result_of(snas_state, splits)
+    snas = snas_times(splits, args)
     out = {
         "settings": {k: v for k, v in vars(args).items() if k != "no_write"},
         "supernet_train_s": supernet_s, "supernet_steps_per_s": steps / supernet_s,
@@ -113,9 +123,8 @@ def main() -> None:
         "standalone_train_s_per_cell": statistics.median(alone_s),
         "speedup_eval_vs_training": statistics.median(alone_s) / eval_s,
         "kendall_tau": tau,
-        "snas_search_s": snas_s, "snas_epoch_s": snas_s / args.snas_epochs,
-        "snas_vs_spos_epoch_ratio": (snas_s / args.snas_epochs) / (supernet_s / args.epochs),
-        "snas_genotype": list(snas_found["genotype"]),
+        **snas,
+        "snas_vs_spos_epoch_ratio": snas["snas_epoch_s"] / (supernet_s / args.epochs),
         "supernet_acc": sup_acc, "standalone_acc": alone_acc,
     }
     print(f"steps/s: supernet {out['supernet_steps_per_s']:.1f} vs stand-alone {out['standalone_steps_per_s']:.1f} "
@@ -123,10 +132,32 @@ def main() -> None:
     print(f"evaluation: {eval_s * 1000:.0f} ms per cell ({1 / eval_s:.1f}/s) vs {statistics.median(alone_s):.1f} s "
           f"to train one ({out['speedup_eval_vs_training']:.0f}x)")
     print(f"Kendall tau (supernet vs stand-alone, {len(cells)} cells, {args.epochs} epochs each): {tau:.3f}")
-    print(f"SNAS: {args.snas_epochs} epochs in {snas_s:.1f} s ({out['snas_epoch_s']:.1f} s/epoch, "
-          f"{out['snas_vs_spos_epoch_ratio']:.1f}x a SPOS epoch)")
+    print(f"SNAS: {out['snas_epoch_s']:.1f} s/epoch, {out['snas_vs_spos_epoch_ratio']:.1f}x a SPOS epoch")
     if not args.no_write:
         write("supernet", out)
+
+
+def snas_times(splits, args) -> dict:
+    """Figures 4 and 5: SNAS searches (level mild) over NAS-Bench-201 and over DARTS, wall time."""
+    from raynas.trainables.snas import SNASConfig, result_of, search
+
+    out = {}
+    for space, epochs, net in (
+        ("nasbench201", args.snas_epochs, {"channels": args.channels, "cells_per_stage": args.cells_per_stage}),
+        ("darts", args.darts_epochs, {"channels": args.darts_channels, "layers": args.darts_layers}),
+    ):
+        cfg = SNASConfig(space=space, level="mild", epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+                         device="cpu", **net)
+        t = time.perf_counter()
+        state = search(splits, cfg)
+        seconds = time.perf_counter() - t
+        prefix = "snas" if space == "nasbench201" else "snas_darts"
+        out.update({f"{prefix}_search_s": seconds, f"{prefix}_epoch_s": seconds / epochs,
+                    f"{prefix}_genotype": json.dumps(genotype_json(result_of(state, splits)["genotype"]))})
+        print(f"SNAS on {space} ({net}): {epochs} epochs in {seconds:.1f} s ({seconds / epochs:.1f} s/epoch)")
+    out["snas_darts_vs_nb201_epoch_ratio"] = out["snas_darts_epoch_s"] / out["snas_epoch_s"]
+    print(f"SNAS on DARTS: {out['snas_darts_vs_nb201_epoch_ratio']:.1f}x an NB201 SNAS epoch")
+    return out
 
 
 if __name__ == "__main__":

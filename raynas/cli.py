@@ -871,7 +871,8 @@ def explain(target: str, out: str | None, dims: str | None, no_baseline: bool) -
 
 
 @main.command()
-@click.option("--space", default="nasbench201", show_default=True, help="The cell space searched (nasbench201).")
+@click.option("--space", default="nasbench201", show_default=True,
+              help="The cell space searched: nasbench201, or darts (14 edges per cell; see --set layers=).")
 @click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
 @click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
 @click.option("--levels", default="mild,moderate,aggressive", show_default=True,
@@ -894,6 +895,8 @@ def snas(space, dataset, data, levels, seeds, epochs, image_size, settings, out,
     Example:
       raynas snas --dataset digits --levels none,mild,aggressive --seeds 2 --epochs 12 \\
           --set channels=8 --set cells_per_stage=1 --set warmup_epochs=4 --out snas-digits
+      raynas snas --space darts --levels mild,moderate,aggressive --seeds 3 --epochs 12 \\
+          --set channels=4 --set layers=3 --set warmup_epochs=4 --out snas-darts
     """
     import pyarrow.parquet as pq
 
@@ -925,7 +928,7 @@ def supernet() -> None:
 
 
 @supernet.command("train")
-@click.option("--space", default="nasbench201", show_default=True, help="nasbench201 or nasbench_macro.")
+@click.option("--space", default="nasbench201", show_default=True, help="nasbench201, nasbench_macro or darts.")
 @click.option("--dataset", default="digits", show_default=True, help="digits (bundled), cifar10, cifar100 or imagefolder.")
 @click.option("--data", type=click.Path(), default=None, help="Folder of the dataset's files (not for digits).")
 @click.option("--image-size", type=int, default=8, show_default=True, help="Image side for digits (8 native).")
@@ -934,24 +937,29 @@ def supernet() -> None:
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Initial SGD learning rate (cosine to 0).")
 @click.option("--channels", type=int, default=None, help="Stem channels (default: the benchmark network's).")
 @click.option("--cells-per-stage", type=int, default=None, help="NAS-Bench-201 only (default 5).")
+@click.option("--layers", type=int, default=None, help="DARTS only: cells of the search network (default 8).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the initial weights, the data order and the sampled paths.")
 @click.option("--out", type=click.Path(), required=True, help="Output folder (supernet.pt, supernet.json).")
 @click.option("--resume", is_flag=True, help="Continue the training already in --out.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, channels, cells_per_stage, seed, out,
-                   resume, quiet) -> None:
+def supernet_train(space, dataset, data, image_size, epochs, batch_size, lr, channels, cells_per_stage, layers, seed,
+                   out, resume, quiet) -> None:
     """Train a one-shot supernet with uniform single-path sampling (SPOS), checkpointed every epoch.
 
     \b
     Example:
       raynas supernet train --space nasbench201 --dataset digits --epochs 20 --channels 8 \\
           --cells-per-stage 1 --out sn-digits
+      raynas supernet train --space darts --epochs 20 --channels 8 --layers 3 --out sn-darts
     """
     from raynas.runner._supernet_run import SupernetTrainRun, train
 
+    if layers is not None and space != "darts":
+        raise click.UsageError("--layers applies only to --space darts")
     cfg = SupernetTrainRun(space=space, dataset=dataset, data=data, image_size=image_size, epochs=epochs,
-                           batch_size=batch_size, lr=lr, channels=channels, cells_per_stage=cells_per_stage, seed=seed)
+                           batch_size=batch_size, lr=lr, channels=channels, cells_per_stage=cells_per_stage,
+                           network={} if layers is None else {"layers": layers}, seed=seed)
     click.echo(f"supernet: {train(cfg, out, resume=resume, progress=not quiet)}")
 
 
@@ -1019,30 +1027,30 @@ def train_cell(genotype_file, arch, space, dataset, data, image_size, epochs, ba
     if (genotype_file is None) == (arch is None):
         raise click.UsageError("give one of --genotype FILE or --arch CELL")
     if genotype_file is not None:
-        try:
-            saved = json.loads(Path(genotype_file).read_text())
-            space_name, cell = saved["space"], saved["genotype"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RaynasError(f"{genotype_file} is not a cell file of `raynas snas` ({type(exc).__name__})") from None
-        sp = get_space(space_name)
-        cell = tuple(cell)
+        from raynas.runner._snas_run import read_genotype_file
+        from raynas.spaces._darts_nodes import NodeGenotype
+
+        sp, cell = read_genotype_file(genotype_file)
+        # A SNAS child of DARTS (any number of edges per node) lies outside the space's notation.
+        shown_cell = repr(cell) if isinstance(cell, NodeGenotype) else sp.to_string(cell)
     else:
         if space is None:
             raise click.UsageError("--arch needs --space")
         sp = get_space(space)
         cell = sp.from_string(arch)
-    sp.validate(cell)
+        sp.validate(cell)
+        shown_cell = sp.to_string(cell)
     dest = check_output_file(out) if out else None
     splits = dataset_splits(dataset, data, seed, image_size)
     options = _parse_network(network)
     model = seeded_init(lambda: build_network(sp, cell, splits.num_classes, **options), seed)
     params, flops = count_params(model) / 1e6, count_flops(model, (3, *splits.input_shape[1:]), bias=True) / 1e6
-    click.echo(f"{sp.name} cell {sp.to_string(cell)}: {params:.4f} M params, {flops:.3f} MFLOPs")
+    click.echo(f"{sp.name} cell {shown_cell}: {params:.4f} M params, {flops:.3f} MFLOPs")
     result = train_model(model, splits, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr), seed=seed,
                          on_epoch=lambda m, _: click.echo(f"epoch {int(m['epoch'])}: val {m['val_accuracy']:.2f}%"))
     click.echo(f"val_accuracy {result.curve[-1]['val_accuracy']:.2f}, test_accuracy {result.test_accuracy:.2f}")
     if dest is not None:
-        dest.write_text(json.dumps({"space": sp.name, "cell": sp.to_string(cell), "params": params, "flops": flops,
+        dest.write_text(json.dumps({"space": sp.name, "cell": shown_cell, "params": params, "flops": flops,
                                     "curve": result.curve, "test_accuracy": result.test_accuracy}, indent=2))
 
 

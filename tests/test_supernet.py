@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,9 @@ from raynas.trainables.train import TrainConfig
 
 SMALL = dict(channels=8, cells_per_stage=1)
 RECIPE = TrainConfig(epochs=4, batch_size=32, lr=0.05, device="cpu")
+#: DARTS's search network at its smallest: 4 channels, 3 cells (normal, reduce, reduce).
+DARTS_SMALL = SupernetConfig(space="darts", channels=4, network={"layers": 3},
+                             train=TrainConfig(epochs=3, batch_size=64, lr=0.05, device="cpu"))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -39,6 +44,16 @@ def trained(splits):
     torch.set_num_threads(1)  # float sums, hence the trained weights, depend on the thread count
     try:
         return train_supernet(splits, SupernetConfig(**SMALL, train=RECIPE))
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def darts_trained(splits):
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_supernet(splits, DARTS_SMALL)
     finally:
         torch.set_num_threads(old)
 
@@ -84,12 +99,14 @@ def test_paths_are_sampled_uniformly():
     assert np.abs(counts / 3000 - 0.2).max() < 0.03  # 3000 draws: sd of a share 0.0073
 
 
-def test_training_learns_and_resumes_exactly(trained, splits, tmp_path, one_thread):
-    state, curve = trained
-    assert [m["epoch"] for m in curve] == [1, 2, 3, 4]
-    assert curve[-1]["train_loss"] < curve[0]["train_loss"] - 0.3
+@pytest.mark.parametrize("space", ["nasbench201", "darts"])
+def test_training_learns_and_resumes_exactly(space, request, splits, tmp_path, one_thread):
+    state, curve = request.getfixturevalue("trained" if space == "nasbench201" else "darts_trained")
+    cfg = SupernetConfig(**SMALL, train=RECIPE) if space == "nasbench201" else DARTS_SMALL
+    assert [m["epoch"] for m in curve] == list(range(1, cfg.train.epochs + 1))
+    # DARTS's tiny search network, on random paths of 8 ops (zero included), learns slowly.
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] - (0.3 if space == "nasbench201" else 0.05)
     # Killed after epoch 2 (its state written to a file and read back), then resumed.
-    cfg = SupernetConfig(**SMALL, train=RECIPE)
 
     class Killed(Exception):
         pass
@@ -106,8 +123,7 @@ def test_training_learns_and_resumes_exactly(trained, splits, tmp_path, one_thre
     for name, tensor in state["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     with pytest.raises(Exception, match="other settings"):
-        train_supernet(splits, SupernetConfig(channels=4, cells_per_stage=1, train=RECIPE),
-                       state=load_state_file(tmp_path / "e2.pt"))
+        train_supernet(splits, dataclasses.replace(cfg, channels=2), state=load_state_file(tmp_path / "e2.pt"))
 
 
 def test_evaluation_is_deterministic_fast_and_ranks(trained, splits, tmp_path):
@@ -206,8 +222,8 @@ def test_macro_supernet_trains_and_scores_cells(splits, one_thread):
     assert len(st.rows) == 8
     with pytest.raises(ValueError, match="cells_per_stage is a NAS-Bench-201 setting"):
         SupernetConfig(space="nasbench_macro", cells_per_stage=1)
-    with pytest.raises(ValueError, match="no supernet for space 'darts'"):
-        SupernetConfig(space="darts")
+    with pytest.raises(ValueError, match="no supernet for space 'nasbench101'"):
+        SupernetConfig(space="nasbench101")
 
 
 @pytest.mark.slow
@@ -248,3 +264,109 @@ def test_raynas_supernet_train_then_search_under_flops_limits(ray_session, tmp_p
     (tmp_path / "lone" / "supernet.pt").write_bytes((tmp_path / "sn" / "supernet.pt").read_bytes())
     lone = run.invoke(main, [*args[:3], str(tmp_path / "lone" / "supernet.pt"), *args[4:-3], "--out", str(tmp_path / "y")])
     assert lone.exit_code == 2 and "supernet.json is missing" in lone.output and not (tmp_path / "y").exists()
+
+
+# --- DARTS ------------------------------------------------------------------------------------
+def test_a_darts_path_is_the_stand_alone_child(one_thread):
+    """A DARTS genotype's path through the supernet, moved into a stand-alone DartsNetwork, computes
+    the same function; so does a SNAS child with dropped edges (a node left without any gives
+    zeros), and a one-hot weight tensor with the zero op where the path has no edge."""
+    from raynas.spaces._darts import NodeGenotype
+    from raynas.trainables.networks._supernet_darts import (
+        DartsSupernet,
+        darts_child_network,
+        darts_path,
+    )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = DartsSupernet(10, channels=4, layers=3)
+        for m in net.modules():  # statistics unlike a fresh BN's, so that a wrong copy shows
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    space = get_space("darts")
+    dropped = NodeGenotype(
+        normal=((("sep_conv_3x3", 0),), (), (("skip_connect", 1), ("max_pool_3x3", 2), ("dil_conv_5x5", 0)),
+                (("avg_pool_3x3", 4),)),
+        reduce=((), (("sep_conv_5x5", 0),), (), (("skip_connect", 0), ("dil_conv_3x3", 3))))
+    for arch in [space.sample(np.random.default_rng(s)) for s in range(2)] + [dropped]:
+        child = darts_child_network(net, arch).eval()
+        path = darts_path(arch)
+        onehot = torch.nn.functional.one_hot(torch.tensor([max(k, 0) for k in path]), 8).float()
+        with torch.no_grad():
+            out = net(x, arch)
+            assert torch.allclose(child(x), out, atol=1e-5)
+            assert torch.equal(net(x, onehot), out) and torch.equal(net(x, path), out)
+        assert sum(p.numel() for p in child.parameters()) < sum(p.numel() for p in net.parameters())
+    assert darts_path(dropped)[2:5] == [-1, -1, -1] and darts_path(dropped)[14:16] == [-1, -1]
+    with pytest.raises(ValueError, match="28 entries"):
+        net(x, darts_path(dropped)[:14])
+
+
+def test_darts_paths_are_sampled_uniformly():
+    """A SPOS path is a genotype of the space: per node two distinct inputs, each pair of inputs
+    and each op equally likely."""
+    from raynas.trainables.networks._supernet_darts import EDGES
+
+    gen = torch.Generator().manual_seed(0)
+    ops = np.zeros(8)
+    pairs = np.zeros(10)  # the 10 input pairs of node 3 (inputs 0..4), normal cell
+    for _ in range(2000):
+        path = np.array(sample_path(gen, "darts")).reshape(2, len(EDGES))
+        for cell in path:
+            for n, edges in enumerate(((0, 1), (2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12, 13))):
+                chosen = [e for e in edges if cell[e] >= 0]
+                assert len(chosen) == 2, (n, cell)
+                ops[cell[chosen]] += 1
+        inputs = [i for i in range(5) if path[0][9 + i] >= 0]
+        pairs[[(a, b) for a in range(5) for b in range(a + 1, 5)].index(tuple(inputs))] += 1
+    assert np.abs(ops / ops.sum() - 1 / 8).max() < 0.01  # 32,000 draws
+    assert np.abs(pairs / 2000 - 0.1).max() < 0.025  # 2000 draws: sd of a share 0.0067
+
+
+def test_darts_supernet_scores_genotypes(darts_trained, splits):
+    """`SupernetEvaluator` over DARTS: deterministic scores, the stand-alone child's cost, and a
+    searcher running over DARTS genotypes."""
+    from raynas.trainables.networks import build_network, count_params
+
+    state, _ = darts_trained
+    assert state["config"]["network"] == {"channels": 4, "layers": 3}
+    ev = SupernetEvaluator(state, splits, bn_batches=2)
+    space = get_space("darts")
+    archs = [space.sample(np.random.default_rng(s)) for s in range(4)]
+    scores = [ev.evaluate(a)["val_accuracy"] for a in archs]
+    # Above chance (10%, sd 1.6 points on 359 images) after 3 epochs of the tiny search network.
+    assert scores == [ev.evaluate(a)["val_accuracy"] for a in archs] and max(scores) > 15
+    net = build_network(space, archs[0], 10, channels=4, layers=3)
+    assert ev.cost(archs[0])["params"] == pytest.approx(count_params(net) / 1e6)
+    _, st = run_study(StudySpec("random", 0, "val_accuracy", "max", 4), ev)
+    assert len(st.rows) == 4 and all(r.get("error") is None for r in st.rows)
+
+
+@pytest.mark.slow
+def test_raynas_supernet_train_then_search_on_darts(ray_session, tmp_path):
+    """`raynas supernet train --space darts` then `supernet search` over DARTS genotypes, each scored
+    with the FLOPs of its stand-alone network; --layers is a DARTS option only."""
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from raynas.cli import main
+
+    run = CliRunner()
+    res = run.invoke(main, ["supernet", "train", "--space", "darts", "--epochs", "1", "--channels", "4", "--layers",
+                            "3", "--out", str(tmp_path / "sn"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    state = load_state_file(tmp_path / "sn" / "supernet.pt")
+    assert state["epoch"] == 1 and state["config"]["network"] == {"channels": 4, "layers": 3}
+    res = run.invoke(main, ["supernet", "search", "--supernet", str(tmp_path / "sn" / "supernet.pt"), "--methods",
+                            "random", "--seeds", "1", "--budget", "4", "--max-flops", "none,0.12",
+                            "--out", str(tmp_path / "search"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "search" / "results.parquet").to_pylist()
+    assert len(rows) == 8 and not any(r["error"] for r in rows)
+    assert all(r["flops"] <= 0.12 for r in rows if r["max_flops"] == 0.12) and min(r["flops"] for r in rows) > 0
+    bad = run.invoke(main, ["supernet", "train", "--layers", "3", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--layers applies only to --space darts" in bad.output

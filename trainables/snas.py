@@ -1,6 +1,9 @@
 """SNAS: stochastic NAS with a Gumbel-softmax supernet and a local resource constraint.
 
 Xie et al., ICLR 2019, "SNAS: Stochastic Neural Architecture Search" (``../shared/papers``).
+Two spaces: NAS-Bench-201 (6 edges, 5 ops, all cells share one choice) and the paper's own,
+DARTS's (Section 3.1: 14 edges per cell over 8 ops, a normal and a reduction cell, so 28 rows of
+``alpha``; the search network of DARTS, 8 cells of 16 channels, reductions at 1/3 and 2/3).
 Every edge ``e`` of the cell holds all ops; at each step it mixes them with a concrete
 (Gumbel-softmax) sample of its one-hot decision (the paper's Eq. 2):
 
@@ -27,7 +30,11 @@ and its gradient is the policy gradient of Eq. 34: ``lambda * c_e(k*) * grad log
 the op ``k*`` that the sample chose at each edge (a Monte Carlo estimate of the sum-product
 form). Levels: ``mild``, ``moderate``, ``aggressive`` (:data:`LEVELS`) or an explicit lambda.
 
-The child is the argmax of ``alpha`` per edge, so a zero op that wins removes its edge; its
+The child is the argmax of ``alpha`` per edge, so a zero op that wins removes its edge. In
+NAS-Bench-201 that is a cell of the space (``none`` on the edge); in DARTS a node then keeps any
+number of its inputs (0 to all), so the child is a
+:class:`~raynas.spaces._darts_nodes.NodeGenotype`, which ``DartsNetwork`` (hence ``raynas train
+--genotype``) builds as it is, a node left without edges giving zeros. Its
 validation accuracy with the search's weights, without any finetuning, is reported next to
 the search's own (a sample per batch at the final temperature): the paper's Table 1 claim is
 that the two stay close.
@@ -47,17 +54,24 @@ import torch
 from torch import nn
 
 from raynas._errors import RaynasError, check_positive
+from raynas.spaces._darts_genotype import CELLS, N_NODES
+from raynas.spaces._darts_genotype import OPS as DARTS_OPS
+from raynas.spaces._darts_nodes import NodeGenotype
 from raynas.spaces._nasbench201 import EDGES
 from raynas.spaces._nasbench201 import OPS as OP_NAMES
 from raynas.trainables.data import Splits, prepare_batch
-from raynas.trainables.networks._supernet import NASBench201Supernet, SuperCell
+from raynas.trainables.networks._ops import Zero
+from raynas.trainables.networks._supernet import build_supernet, supernet_path
+from raynas.trainables.networks._supernet_darts import N_ROWS, edge_index
 from raynas.trainables.train import private_rng, report_with_state, resolve_device, restored_state
 
 #: The constraint levels and their lambda (the weight of the normalised cost per edge).
 LEVELS = {"none": 0.0, "mild": 0.02, "moderate": 0.1, "aggressive": 0.5}
 CHECKPOINT_FILE = "snas.pt"
 STATE_VERSION = 1
-SNAS_SPACES = ("nasbench201",)
+SNAS_SPACES = ("nasbench201", "darts")
+#: Rows (edges) and columns (ops) of ``alpha`` per space.
+ALPHA_SHAPE = {"nasbench201": (len(EDGES), len(OP_NAMES)), "darts": (N_ROWS, len(DARTS_OPS))}
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,7 @@ class SNASConfig:
     """One SNAS search. Defaults: the paper's (Appendix G.1), except the epochs (150 there).
 
     Attributes:
-        space: The cell space (``nasbench201``).
+        space: The cell space (``nasbench201`` or ``darts``).
         level: Resource-constraint level (a key of :data:`LEVELS`), or None with ``lam``.
         lam: Explicit lambda of the resource penalty; overrides ``level``.
         epochs: Search epochs; the temperature anneals over them.
@@ -84,7 +98,9 @@ class SNASConfig:
             that parameter-free ops do not win merely because untrained convs are poor (0: the
             paper's single-level search from the first step).
         channels: Stem channels ``C`` (16).
-        cells_per_stage: Cells per stage ``N`` of the search network (5: NAS-Bench-201's).
+        cells_per_stage: NAS-Bench-201: cells per stage ``N`` of the search network (5: the benchmark's).
+        layers: DARTS: cells of the search network (8: DARTS's and SNAS's search), with
+            reductions at 1/3 and 2/3; at least 3.
         seed: Seeds the weights, alpha, the data order and the Gumbel noise.
         device: "cpu", "cuda" or "auto".
     """
@@ -107,21 +123,29 @@ class SNASConfig:
     warmup_epochs: int = 0
     channels: int = 16
     cells_per_stage: int = 5
+    layers: int = 8
     seed: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.space not in SNAS_SPACES:
-            raise ValueError(f"SNAS searches {', '.join(SNAS_SPACES)}, not {self.space!r} (the DARTS supernet is "
-                             "not built yet)")
+            raise ValueError(f"SNAS searches {' and '.join(SNAS_SPACES)}, not {self.space!r}")
         if self.lam is None and self.level not in LEVELS:
             raise ValueError(f"unknown constraint level {self.level!r}; use one of {', '.join(LEVELS)} or lam=")
         if self.lam is not None and self.lam < 0:
             raise ValueError(f"lam must not be negative, got {self.lam}")
-        for name in ("epochs", "batch_size", "lr", "arch_lr", "channels", "cells_per_stage"):
+        for name in ("epochs", "batch_size", "lr", "arch_lr", "channels", "cells_per_stage", "layers"):
             check_positive(name, getattr(self, name))
+        if self.space == "darts" and self.layers < 3:
+            raise ValueError(f"layers must be at least 3 (a normal cell and two reductions), got {self.layers}")
         if not 0 < self.temperature_min <= self.temperature:
             raise ValueError(f"need 0 < temperature_min <= temperature, got {self.temperature_min}, {self.temperature}")
+
+    def network_options(self) -> dict[str, int]:
+        """Options of the search network, and of the child's stand-alone network."""
+        if self.space == "darts":
+            return {"channels": self.channels, "layers": self.layers}
+        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage}
 
     @property
     def penalty(self) -> float:
@@ -141,38 +165,65 @@ def gumbel_softmax(log_alpha: torch.Tensor, temperature: float, gen: torch.Gener
     return torch.softmax((log_alpha - torch.log(-torch.log(u))) / temperature, dim=-1)
 
 
-def edge_costs(model: NASBench201Supernet, image_size: int) -> torch.Tensor:
+_POOLS = (nn.AvgPool2d, nn.MaxPool2d)
+
+
+@torch.no_grad()
+def edge_costs(model: nn.Module, image_size: int) -> torch.Tensor:
     """Local costs ``c_ek`` (E, K): params + FLOPs + MAC of op ``k`` summed over the cells of edge ``e``.
 
-    Each criterion is divided by its largest value over the ops (Appendix F combined, on one
-    scale). Conv: params ``k^2 C^2``, FLOPs ``h w k^2 C^2``, MAC ``h w 2C + k^2 C^2`` (Eq. 37);
-    average pool: FLOPs ``h w C k^2``, MAC ``2 h w C``; skip: MAC ``2 h w C``; zero: nothing.
-    The same op on every edge costs the same in NAS-Bench-201 (all edges of a cell see one
-    resolution), so the rows are equal.
+    Measured on the supernet itself (``model.mixed_edges()``: each mixed edge and its row of
+    ``alpha``), with one forward pass of a zero image through every op. Appendix F, per op:
+    conv layers count their weights as params (Eq. 35) and their multiply-adds as FLOPs
+    (Eq. 36); their MAC is input plus output feature map plus weights (Eq. 37), summed over
+    the op's convs (a separable conv has four). A pooling op's FLOPs are ``k^2`` per output
+    (Eq. 38), a skip's none (Eq. 39); both access their input and output maps (Eq. 40). The
+    zero op costs nothing. Each criterion is divided by its largest value over the ops of the
+    edge, so the three weigh alike. In NAS-Bench-201 every edge of a cell sees one resolution,
+    so the rows are equal; in DARTS the edges of a reduction cell that read the cell's inputs
+    have stride 2 (and a skip there is a ``FactorizedReduce``).
     """
-    params = torch.zeros(len(OP_NAMES))
-    flops = torch.zeros(len(OP_NAMES))
-    mac = torch.zeros(len(OP_NAMES))
-    side = image_size
-    for layer in model.cells:
-        if not isinstance(layer, SuperCell):
-            side = (side + 1) // 2  # a stride-2 reduction
-            continue
-        c = layer.edges[0].ops[OP_NAMES.index("nor_conv_1x1")][1].in_channels
-        hw = side * side
-        for k, name in enumerate(OP_NAMES):
-            if name.startswith("nor_conv"):
-                ks = int(name[-1])
-                params[k] += ks * ks * c * c
-                flops[k] += hw * ks * ks * c * c
-                mac[k] += hw * 2 * c + ks * ks * c * c
-            elif name == "avg_pool_3x3":
-                flops[k] += hw * c * 9
-                mac[k] += 2 * hw * c
-            elif name == "skip_connect":
-                mac[k] += 2 * hw * c
-    per_op = sum(v / v.max().clamp(min=1e-12) for v in (params, flops, mac))
-    return per_op.expand(len(EDGES), -1).clone()
+    edges = list(model.mixed_edges())
+    shape = (max(row for row, _ in edges) + 1, len(edges[0][1].ops))
+    params, flops, conv_mac, io_mac = (torch.zeros(shape) for _ in range(4))
+    has_conv = torch.zeros(shape, dtype=torch.bool)
+    handles = []
+
+    def counted(at: tuple[int, int], m: nn.Module):
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if isinstance(module, nn.Conv2d):
+                weights = module.weight.numel()
+                params[at] += weights  # Eq. 35
+                flops[at] += output[0].numel() * weights // module.out_channels  # Eq. 36
+                conv_mac[at] += inputs[0][0].numel() + output[0].numel() + weights  # Eq. 37
+            elif isinstance(module, _POOLS):
+                k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+                flops[at] += output[0].numel() * k * k  # Eq. 38
+            if module is m:  # the op itself: its input and output feature maps (Eq. 40)
+                io_mac[at] += inputs[0][0].numel() + output[0].numel()
+
+        return hook
+
+    for row, edge in edges:
+        for k, op in enumerate(edge.ops):
+            if isinstance(op, Zero):
+                continue
+            has_conv[row, k] |= any(isinstance(m, nn.Conv2d) for m in op.modules())
+            for m in op.modules():
+                if m is op or isinstance(m, (nn.Conv2d, *_POOLS)):
+                    handles.append(m.register_forward_hook(counted((row, k), op)))
+    was_training = model.training
+    try:
+        model.eval()
+        image = torch.zeros(1, model.stem[0].in_channels, image_size, image_size,
+                            device=next(model.parameters()).device)
+        model(image, torch.ones(shape, device=image.device))  # every op of every edge runs
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    mac = torch.where(has_conv, conv_mac, io_mac)
+    return sum(v / v.max(dim=1, keepdim=True).values.clamp(min=1e-12) for v in (params, flops, mac))
 
 
 def search(
@@ -195,9 +246,9 @@ def search(
     cfg = config or SNASConfig()
     device = resolve_device(cfg.device)
     with private_rng(cfg.seed):
-        model = NASBench201Supernet(splits.num_classes, cfg.channels, cfg.cells_per_stage, splits.input_shape[0])
+        model = build_supernet(cfg.space, splits.num_classes, splits.input_shape[0], **cfg.network_options())
     model = model.to(device)
-    log_alpha = nn.Parameter(torch.zeros(len(EDGES), len(OP_NAMES), device=device))  # uniform start
+    log_alpha = nn.Parameter(torch.zeros(ALPHA_SHAPE[cfg.space], device=device))  # uniform start
     w_opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam([log_alpha], lr=cfg.arch_lr, betas=cfg.arch_betas, weight_decay=cfg.arch_weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -274,13 +325,30 @@ def _config_dict(cfg: SNASConfig) -> dict[str, Any]:
     return d
 
 
-def derive(log_alpha: torch.Tensor) -> tuple[str, ...]:
-    """The child: the most likely op of every edge (a zero op that wins drops its edge)."""
-    return tuple(OP_NAMES[int(k)] for k in log_alpha.argmax(dim=-1))
+def derive(log_alpha: torch.Tensor, space: str = "nasbench201") -> tuple[str, ...] | NodeGenotype:
+    """The child: the most likely op of every edge (a zero op that wins drops its edge).
+
+    NAS-Bench-201: the six op names. DARTS: a :class:`NodeGenotype` whose nodes keep the edges
+    whose argmax is not ``none``, however many (the paper's Figure 5).
+    """
+    best = log_alpha.argmax(dim=-1).tolist()
+    if space == "nasbench201":
+        return tuple(OP_NAMES[k] for k in best)
+    per_cell = len(best) // len(CELLS)
+    cells = []
+    for c in range(len(CELLS)):
+        ops = [[DARTS_OPS[best[c * per_cell + edge_index(n, inp)]] for inp in range(n + 2)] for n in range(N_NODES)]
+        cells.append(tuple(tuple((op, inp) for inp, op in enumerate(node) if op != "none") for node in ops))
+    return NodeGenotype(*cells)
+
+
+def genotype_json(genotype: tuple[str, ...] | NodeGenotype) -> Any:
+    """The JSON form of a derived child: NAS-Bench-201 a list of ops, DARTS its nodes' edges."""
+    return genotype.to_json() if isinstance(genotype, NodeGenotype) else list(genotype)
 
 
 @torch.no_grad()
-def _accuracy(model: NASBench201Supernet, splits: Splits, choice, gen: torch.Generator | None = None,
+def _accuracy(model: nn.Module, splits: Splits, choice, gen: torch.Generator | None = None,
               temperature: float | None = None, log_alpha: torch.Tensor | None = None) -> float:
     model.eval()
     x_val, y_val = splits.val.tensors  # type: ignore[attr-defined]
@@ -307,16 +375,17 @@ def result_of(state: dict[str, Any], splits: Splits) -> dict[str, Any]:
     from raynas.trainables.networks import network_cost
 
     cfg = state["config"]
-    model = NASBench201Supernet(state["num_classes"], cfg["channels"], cfg["cells_per_stage"], state["input_shape"][0])
+    config = SNASConfig(**{**cfg, "arch_betas": tuple(cfg["arch_betas"])})
+    model = build_supernet(config.space, state["num_classes"], state["input_shape"][0], **config.network_options())
     model.load_state_dict(state["model"])
     log_alpha = state["log_alpha"]
-    child = derive(log_alpha)
-    final_tau = SNASConfig(**{**cfg, "arch_betas": tuple(cfg["arch_betas"])}).temperature_at(cfg["epochs"] - 1)
+    child = derive(log_alpha, config.space)
+    final_tau = config.temperature_at(cfg["epochs"] - 1)
     gen = torch.Generator().manual_seed(cfg["seed"] + 1)
     search_acc = _accuracy(model, splits, None, gen, final_tau, log_alpha)
-    child_acc = _accuracy(model, splits, list(OP_NAMES.index(op) for op in child))
-    size = network_cost("nasbench201", child, state["num_classes"], state["input_shape"][-1],
-                        channels=cfg["channels"], cells_per_stage=cfg["cells_per_stage"])
+    child_acc = _accuracy(model, splits, supernet_path(config.space, child))
+    size = network_cost(config.space, child, state["num_classes"], state["input_shape"][-1],
+                        **config.network_options())
     return {
         "genotype": child, **size,
         "search_val_accuracy": search_acc, "child_val_accuracy": child_acc,
@@ -344,7 +413,7 @@ def snas_trainable(config: dict[str, Any], data: Any, base: SNASConfig) -> None:
         if metrics["epoch"] == cfg.epochs:
             found = result_of(state_now, splits)
             extra = {**{k: v for k, v in found.items() if k not in ("genotype", "alpha")},
-                     "genotype": json.dumps(list(found["genotype"])), "alpha": json.dumps(found["alpha"])}
+                     "genotype": json.dumps(genotype_json(found["genotype"])), "alpha": json.dumps(found["alpha"])}
         report_with_state({**metrics, "lambda": cfg.penalty, **extra}, state_now, CHECKPOINT_FILE)
 
     if state is not None and int(state["epoch"]) >= cfg.epochs:

@@ -44,7 +44,7 @@ from raynas._errors import RaynasError, check_positive
 from raynas.spaces import Arch, get_space
 from raynas.trainables.data import Splits, prepare_batch
 from raynas.trainables.networks import network_cost
-from raynas.trainables.networks._supernet import build_supernet, path_choices, supernet_path
+from raynas.trainables.networks._supernet import build_supernet, sample_path, supernet_path
 from raynas.trainables.train import (
     TrainConfig,
     load_checkpoint,
@@ -58,7 +58,7 @@ from raynas.trainables.train import (
 CHECKPOINT_FILE = "supernet.pt"
 STATE_VERSION = 1
 #: Spaces with a supernet.
-SUPERNET_SPACES = ("nasbench201", "nasbench_macro")
+SUPERNET_SPACES = ("nasbench201", "nasbench_macro", "darts")
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,12 @@ class SupernetConfig:
     """A supernet and how to train it.
 
     Attributes:
-        space: The search space (``nasbench201`` or ``nasbench_macro``).
+        space: The search space (``nasbench201``, ``nasbench_macro`` or ``darts``).
         channels: Stem channels (None: the benchmark network's, 16 for NAS-Bench-201 and 32 for
-            NAS-Bench-Macro).
+            NAS-Bench-Macro; DARTS: the initial channels ``C`` of its search network, 16).
         cells_per_stage: NAS-Bench-201 only: cells per stage ``N`` (None: 5, the benchmark's).
-        network: Further options of the space's network (e.g. ``head_channels`` of NAS-Bench-Macro).
+        network: Further options of the space's network (e.g. ``head_channels`` of NAS-Bench-Macro,
+            ``layers`` of DARTS: 8 cells by default, DARTS's search network).
         train: The training recipe (epochs, batch size, SGD settings); its defaults are
             NAS-Bench-201's stand-alone recipe, so pass the epochs you can afford.
         epochs: Shorthand for ``train.epochs`` (None: keep ``train``'s).
@@ -91,8 +92,9 @@ class SupernetConfig:
         for name in ("channels", "cells_per_stage"):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
-        if self.space == "nasbench_macro" and self.cells_per_stage is not None:
-            raise ValueError("cells_per_stage is a NAS-Bench-201 setting; NAS-Bench-Macro has fixed stages")
+        if self.space != "nasbench201" and self.cells_per_stage is not None:
+            raise ValueError(f"cells_per_stage is a NAS-Bench-201 setting; {self.space} has "
+                             f"{'fixed stages' if self.space == 'nasbench_macro' else 'network layers='}")
         if self.epochs is not None:
             object.__setattr__(self, "train", dataclasses.replace(self.train, epochs=int(self.epochs)))
             object.__setattr__(self, "epochs", None)
@@ -106,13 +108,9 @@ class SupernetConfig:
         """Options of the space's network (stand-alone and supernet alike)."""
         if self.space == "nasbench201":
             return {"channels": self.channels or 16, "cells_per_stage": self.cells_per_stage or 5, **self.network}
+        if self.space == "darts":  # DARTS's search network: 16 channels, 8 cells
+            return {"channels": self.channels or 16, "layers": 8, **self.network}
         return {**({"init_channels": self.channels} if self.channels else {}), **self.network}
-
-
-def sample_path(gen: torch.Generator, space: str = "nasbench201") -> list[int]:
-    """One op per edge (or choice per layer), uniformly: SPOS's uniform path sampling."""
-    decisions, options = path_choices(space)
-    return torch.randint(options, (decisions,), generator=gen).tolist()
 
 
 def _lr(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:

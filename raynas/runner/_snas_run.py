@@ -171,6 +171,36 @@ def _run(cfg: SNASRunConfig, out: Path, progress: bool) -> Path:
     return path
 
 
+def read_genotype_file(path: str | os.PathLike) -> tuple[Any, Any]:
+    """The space and the cell of a genotype file, checked (``raynas train --genotype`` reads it).
+
+    ``genotype`` is, for NAS-Bench-201, the list of six op names; for DARTS the JSON form of a
+    :class:`~raynas.spaces._darts_nodes.NodeGenotype` (what ``raynas snas --space darts``
+    writes: per cell and node, its ``[op, input]`` edges) or a 2-input genotype in DARTS's
+    notation (a string). Anything else is one clear error naming the file.
+    """
+    from raynas._errors import InvalidArchitectureError
+    from raynas.spaces import get_space
+    from raynas.spaces._darts_nodes import nodes_from_json
+
+    try:
+        saved = json.loads(Path(path).read_text())
+        space_name, cell = saved["space"], saved["genotype"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RaynasError(f"{path} is not a cell file of `raynas snas` ({type(exc).__name__})") from None
+    sp = get_space(space_name)
+    try:
+        if sp.name == "darts" and isinstance(cell, dict):
+            return sp, nodes_from_json(cell)
+        if isinstance(cell, str):
+            return sp, sp.from_string(cell)
+        cell = tuple(cell) if isinstance(cell, list) else cell
+        sp.validate(cell)
+    except InvalidArchitectureError as exc:
+        raise InvalidArchitectureError(f"{path}: {exc}") from None
+    return sp, cell
+
+
 def _dirname(trial) -> str:
     t = trial.config.get("trial", {})
     level = t.get("level") or f"lam{t.get('lam')}"

@@ -5,7 +5,9 @@ Each intermediate node ``i`` (0-3) of a cell sums two edges. An edge is an ``(op
 node ``i`` chooses among ``i + 2`` inputs. The cell outputs the concatenation of nodes 2..5.
 
 The genotype itself (ops, ``Genotype``, :func:`freeze`, the published cells, the notation and
-its checks) lives in :mod:`raynas.spaces._darts_genotype`; its names are re-exported here.
+its checks) lives in :mod:`raynas.spaces._darts_genotype`; its names are re-exported here, as is
+:class:`~raynas.spaces._darts_nodes.NodeGenotype`, the cells with any number of inputs per node
+that SNAS derives (not members of this space, but built by the same network).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from raynas.spaces._darts_genotype import (
     _parse_genotype,
     freeze,
 )
+from raynas.spaces._darts_nodes import NodeGenotype
 
 __all__ = [
     "CELLS",
@@ -45,6 +48,7 @@ __all__ = [
     "OPS",
     "DartsSpace",
     "Genotype",
+    "NodeGenotype",
     "cost",
     "freeze",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from raynas.spaces import Arch, Space, get_space
+from raynas.spaces._darts_nodes import NodeGenotype, check_nodes
 from raynas.trainables.networks._count import count_flops, count_params
 
 #: Spaces with an image network -> their builder (imported lazily, one module per family).
@@ -47,7 +48,8 @@ def build_network(
 
     Args:
         space: A space or its name.
-        arch: An architecture of ``space`` (validated here).
+        arch: An architecture of ``space`` (validated here); for DARTS also a
+            :class:`~raynas.spaces._darts_nodes.NodeGenotype`, the variable-input cells SNAS derives.
         num_classes: Classifier outputs.
         **options: Family settings, e.g. ``channels`` for NAS-Bench-201 or ``stem_channels``
             for NAS-Bench-101; the paper's values are the defaults.
@@ -62,7 +64,10 @@ def build_network(
     space = get_space(space) if isinstance(space, str) else space
     name = space.name
     check_network_space(name)
-    space.validate(arch)
+    if name == "darts" and isinstance(arch, NodeGenotype):
+        check_nodes(arch)  # a SNAS child: not in the space (any number of edges per node), but buildable
+    else:
+        space.validate(arch)
     if name == "nasbench201":
         from raynas.trainables.networks._nasbench201 import NASBench201Network
 

@@ -15,41 +15,45 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from raynas.spaces._darts import Genotype
+from raynas.spaces._darts import CONCAT, Genotype
+from raynas.spaces._darts_nodes import NodeGenotype, nodes_of
 from raynas.trainables.networks._ops import ReLUConvBN, Zero
 
 
 class DilConv(nn.Sequential):
-    """ReLU, depthwise (dilated) conv, pointwise conv, batch norm."""
+    """ReLU, depthwise (dilated) conv, pointwise conv, batch norm (``affine=False``: DARTS's search)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, dilation: int):
+    def __init__(
+        self, c_in: int, c_out: int, kernel_size: int, stride: int, dilation: int, affine: bool = True
+    ):
         padding = dilation * (kernel_size - 1) // 2
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride, padding, dilation, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
 class SepConv(nn.Sequential):
     """Two separable convs (the first carries the stride), as in DARTS."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, affine: bool = True):
         super().__init__(
-            DilConv(c_in, c_in, kernel_size, stride, 1), DilConv(c_in, c_out, kernel_size, 1, 1)
+            DilConv(c_in, c_in, kernel_size, stride, 1, affine),
+            DilConv(c_in, c_out, kernel_size, 1, 1, affine),
         )
 
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two offset stride-2 1x1 convs, concatenated, then BN."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
         self.conv_a = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_b = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W)
         x = self.relu(x)
@@ -57,16 +61,18 @@ class FactorizedReduce(nn.Module):
         return self.bn(y)  # (B, C_out, H/2, W/2)
 
 
-#: Ops by DARTS name; constructors take ``(C, stride)``.
-OPS: dict[str, Callable[[int, int], nn.Module]] = {
-    "none": lambda c, stride: Zero(stride),
-    "avg_pool_3x3": lambda c, stride: nn.AvgPool2d(3, stride, 1, count_include_pad=False),
-    "max_pool_3x3": lambda c, stride: nn.MaxPool2d(3, stride, 1),
-    "skip_connect": lambda c, stride: nn.Identity() if stride == 1 else FactorizedReduce(c, c),
-    "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride),
-    "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride),
-    "dil_conv_3x3": lambda c, stride: DilConv(c, c, 3, stride, 2),
-    "dil_conv_5x5": lambda c, stride: DilConv(c, c, 5, stride, 2),
+#: Ops by DARTS name; constructors take ``(C, stride, affine=True)`` (the search network: ``affine=False``).
+OPS: dict[str, Callable[..., nn.Module]] = {
+    "none": lambda c, stride, affine=True: Zero(stride),
+    "avg_pool_3x3": lambda c, stride, affine=True: nn.AvgPool2d(3, stride, 1, count_include_pad=False),
+    "max_pool_3x3": lambda c, stride, affine=True: nn.MaxPool2d(3, stride, 1),
+    "skip_connect": lambda c, stride, affine=True: (
+        nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    ),
+    "sep_conv_3x3": lambda c, stride, affine=True: SepConv(c, c, 3, stride, affine),
+    "sep_conv_5x5": lambda c, stride, affine=True: SepConv(c, c, 5, stride, affine),
+    "dil_conv_3x3": lambda c, stride, affine=True: DilConv(c, c, 3, stride, 2, affine),
+    "dil_conv_5x5": lambda c, stride, affine=True: DilConv(c, c, 5, stride, 2, affine),
 }
 
 
@@ -81,7 +87,8 @@ class DartsCell(nn.Module):
     """A normal or reduction cell of a genotype.
 
     Args:
-        pairs: The cell's 8 ``(op, input)`` pairs.
+        nodes: Per intermediate node, its ``(op, input)`` edges: two each for a DARTS
+            genotype, any number for a SNAS child (a node with none outputs zeros).
         concat: Nodes concatenated into the output.
         c_pp: Channels of ``c_{k-2}``.
         c_p: Channels of ``c_{k-1}``.
@@ -92,7 +99,7 @@ class DartsCell(nn.Module):
 
     def __init__(
         self,
-        pairs: tuple[tuple[str, int], ...],
+        nodes: tuple[tuple[tuple[str, int], ...], ...],
         concat: tuple[int, ...] | range,
         c_pp: int,
         c_p: int,
@@ -103,9 +110,14 @@ class DartsCell(nn.Module):
         super().__init__()
         self.preprocess0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1)
         self.preprocess1 = ReLUConvBN(c_p, c, 1)
-        self.inputs = [i for _, i in pairs]
+        self.stride = 2 if reduction else 1
+        self.node_edges = [len(node) for node in nodes]
+        self.inputs = [i for node in nodes for _, i in node]
         self.concat = list(concat)
-        self.ops = nn.ModuleList(OPS[op](c, 2 if reduction and i < 2 else 1) for op, i in pairs)
+        # One flat list in node order: a 2-input genotype keeps the module names ops.0 .. ops.7.
+        self.ops = nn.ModuleList(
+            OPS[op](c, 2 if reduction and i < 2 else 1) for node in nodes for op, i in node
+        )
 
     def forward(
         self,
@@ -115,13 +127,17 @@ class DartsCell(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]  # 2 x (B, c, H, W)
-        for node in range(len(self.ops) // 2):
-            total = 0
-            for k in (2 * node, 2 * node + 1):
+        first = 0
+        for count in self.node_edges:
+            total = None
+            for k in range(first, first + count):
                 h = self.ops[k](states[self.inputs[k]])
                 if self.training and drop_prob > 0 and not isinstance(self.ops[k], nn.Identity):
                     h = drop_path(h, drop_prob, generator)
-                total = total + h
+                total = h if total is None else total + h
+            if total is None:  # every edge of the node was dropped: zeros at the output resolution
+                total = states[1][:, :, :: self.stride, :: self.stride].mul(0.0)
+            first += count
             states.append(total)  # (B, c, H', W')
         return torch.cat([states[i] for i in self.concat], dim=1)  # (B, len(concat) * c, H', W')
 
@@ -152,7 +168,8 @@ class DartsNetwork(nn.Module):
     """The DARTS CIFAR evaluation network (``NetworkCIFAR``) for a genotype.
 
     Args:
-        genotype: A DARTS genotype.
+        genotype: A DARTS genotype, or a :class:`~raynas.spaces._darts_nodes.NodeGenotype`
+            (any number of edges per node, as SNAS derives; a node without edges gives zeros).
         num_classes: Classifier outputs (10 for CIFAR-10).
         channels: Initial channels ``C`` (36 in the paper).
         layers: Number of cells (20 in the paper).
@@ -164,7 +181,7 @@ class DartsNetwork(nn.Module):
 
     def __init__(
         self,
-        genotype: Genotype,
+        genotype: Genotype | NodeGenotype,
         num_classes: int = 10,
         channels: int = 36,
         layers: int = 20,
@@ -184,6 +201,7 @@ class DartsNetwork(nn.Module):
             nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
         )
         c_pp, c_p, c_curr = c_curr, c_curr, channels
+        cells = nodes_of(genotype)
         self.cells = nn.ModuleList()
         reductions = {layers // 3, 2 * layers // 3}
         reduction_prev = False
@@ -193,12 +211,11 @@ class DartsNetwork(nn.Module):
             reduction = i in reductions
             if reduction:
                 c_curr *= 2
-            pairs, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
-            cell = DartsCell(pairs, concat, c_pp, c_p, c_curr, reduction, reduction_prev)
+            nodes = cells.reduce if reduction else cells.normal
+            concat = CONCAT
+            if isinstance(genotype, Genotype):
+                concat = genotype.reduce_concat if reduction else genotype.normal_concat
+            cell = DartsCell(nodes, concat, c_pp, c_p, c_curr, reduction, reduction_prev)
             self.cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, len(cell.concat) * c_curr

@@ -7,13 +7,16 @@ from torch import nn
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU, convolution without bias, affine batch norm (the benchmarks' ``ReLUConvBN``)."""
+    """ReLU, convolution without bias, batch norm (the benchmarks' ``ReLUConvBN``).
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1):
+    ``affine=False`` drops the batch norm's scale and shift, as DARTS's search network does.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 

@@ -14,6 +14,11 @@ architecture do.
 * a ``(6, 5)`` weight tensor: edge ``e`` outputs ``sum_k w[e, k] * op_k(x)``, the relaxed edge
   of DARTS and of SNAS's concrete samples (ops whose weight is exactly zero are skipped).
 
+:class:`NASBenchMacroSupernet` holds the three choices of every Macro layer; the DARTS supernet
+(DARTS's search network, 14 :class:`MixedEdge` per cell) lives in
+:mod:`~raynas.trainables.networks._supernet_darts`. :func:`build_supernet`,
+:func:`supernet_path` and :func:`sample_path` dispatch on the space.
+
 Example:
     >>> import torch
     >>> net = NASBench201Supernet(num_classes=10, channels=4, cells_per_stage=1)
@@ -24,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +37,7 @@ from torch import nn
 from raynas.spaces._nasbench201 import EDGES
 from raynas.spaces._nasbench201 import OPS as OP_NAMES
 from raynas.trainables.networks._nasbench201 import OPS, ResidualReduction
+from raynas.trainables.networks._ops import Zero
 
 #: Index of each op name in a weight row or a path.
 OP_INDEX = {name: i for i, name in enumerate(OP_NAMES)}
@@ -48,22 +54,27 @@ def path_of(choice: Sequence[str] | Sequence[int]) -> list[int]:
 
 
 class MixedEdge(nn.Module):
-    """One edge of the supernet: one module per candidate op."""
+    """One edge of a supernet: one module per candidate op, one of them the zero op.
 
-    def __init__(self, channels: int):
+    ``forward(x, k)`` runs op ``k`` (a single path); ``forward(x, w)`` with weights ``w`` (K,)
+    is the relaxed edge ``sum_k w[k] * op_k(x)``, skipping the zero op and zero weights.
+    """
+
+    def __init__(self, ops: Iterable[nn.Module]):
         super().__init__()
-        self.ops = nn.ModuleList(OPS[name](channels) for name in OP_NAMES)
+        self.ops = nn.ModuleList(ops)
+        self.zero = next(k for k, op in enumerate(self.ops) if isinstance(op, Zero))
 
     def forward(self, x: torch.Tensor, choice: int | torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         if isinstance(choice, int):
             return self.ops[choice](x)
         out = None
         for k, op in enumerate(self.ops):  # weights (K,): the relaxed edge
-            if OP_NAMES[k] == "none" or not bool(choice[k] != 0):  # zero contributes nothing
+            if k == self.zero or not bool(choice[k] != 0):  # zero contributes nothing
                 continue
             term = choice[k] * op(x)
             out = term if out is None else out + term
-        return x.mul(0.0) if out is None else out
+        return self.ops[self.zero](x) if out is None else out  # zeros at the output resolution
 
 
 class SuperCell(nn.Module):
@@ -71,7 +82,7 @@ class SuperCell(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.edges = nn.ModuleList(MixedEdge(channels) for _ in EDGES)
+        self.edges = nn.ModuleList(MixedEdge(OPS[name](channels) for name in OP_NAMES) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, choices: Sequence[int | torch.Tensor]) -> torch.Tensor:
         nodes = [x]
@@ -105,6 +116,12 @@ class NASBench201Supernet(nn.Module):
         self.cells = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c, num_classes)
+
+    def mixed_edges(self) -> Iterator[tuple[int, MixedEdge]]:
+        """Every mixed edge with its row in a path or weight tensor (the edge index; cells share it)."""
+        for layer in self.cells:
+            if isinstance(layer, SuperCell):
+                yield from enumerate(layer.edges)
 
     def forward(self, x: torch.Tensor, choice: Sequence[str] | Sequence[int] | torch.Tensor) -> torch.Tensor:
         if isinstance(choice, torch.Tensor):
@@ -189,19 +206,42 @@ class NASBenchMacroSupernet(nn.Module):
 
 
 def build_supernet(space: str, num_classes: int, in_channels: int = 3, **options) -> nn.Module:
-    """The one-shot supernet of ``space`` (``nasbench201`` or ``nasbench_macro``)."""
+    """The one-shot supernet of ``space`` (``nasbench201``, ``nasbench_macro`` or ``darts``)."""
     if space == "nasbench201":
         return NASBench201Supernet(num_classes, in_channels=in_channels, **options)
     if space == "nasbench_macro":
         return NASBenchMacroSupernet(num_classes, in_channels=in_channels, **options)
-    raise ValueError(f"no supernet for space {space!r}; supernets exist for nasbench201 and nasbench_macro")
+    if space == "darts":
+        from raynas.trainables.networks._supernet_darts import DartsSupernet
+
+        return DartsSupernet(num_classes, in_channels=in_channels, **options)
+    raise ValueError(f"no supernet for space {space!r}; supernets exist for nasbench201, nasbench_macro and darts")
 
 
 def supernet_path(space: str, arch) -> list[int]:
-    """The path of ``arch`` in the supernet of ``space``: op indices per edge or per layer."""
+    """The path of ``arch`` in the supernet of ``space``: op indices per edge or per layer
+    (DARTS: per cell type and edge, -1 where the genotype has no edge)."""
     if space == "nasbench201":
         return path_of(arch)
+    if space == "darts":
+        from raynas.trainables.networks._supernet_darts import darts_path
+
+        return darts_path(arch)
     return [int(k) for k in arch]
+
+
+def sample_path(gen: torch.Generator, space: str = "nasbench201") -> list[int]:
+    """A uniformly drawn path of the supernet of ``space``: SPOS's uniform path sampling.
+
+    NAS-Bench-201 and Macro: an op per edge (or a choice per layer); DARTS: a genotype of the
+    space, per node two distinct inputs and an op for each (see ``sample_darts_path``).
+    """
+    if space == "darts":
+        from raynas.trainables.networks._supernet_darts import sample_darts_path
+
+        return sample_darts_path(gen)
+    decisions, options = path_choices(space)
+    return torch.randint(options, (decisions,), generator=gen).tolist()
 
 
 def path_choices(space: str) -> tuple[int, int]:
