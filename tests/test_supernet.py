@@ -203,6 +203,40 @@ def test_enas_trains_shared_weights_through_its_evaluator(splits, one_thread):
     assert study()[1] == rewards  # seeded: the same run again
 
 
+def test_an_enas_study_resumes_with_its_shared_weights(splits, one_thread, tmp_path):
+    """The shared weights travel in the study's checkpoints: a study stopped after 10 queries and
+    continued from its checkpoint with a fresh evaluator gives the uninterrupted study's rows;
+    a checkpoint without them, or of other settings, is refused rather than silently restarted."""
+    from raynas._state import StateFileError
+    from raynas.runner import _study
+    from raynas.runner._simulator import simulate
+    from raynas.trainables.supernet import SharedWeightsEvaluator
+
+    def evaluator(**change):
+        return SharedWeightsEvaluator(splits, SupernetConfig(**{**SMALL, **change}, train=RECIPE), train_steps=2)
+
+    spec = StudySpec("enas", 0, "val_accuracy", "max", 16)
+    _, straight = run_study(spec, evaluator())
+    ev = evaluator()
+    searcher = _study.build_searcher(spec, ev)
+    cut = simulate(searcher, ev, spec.budget, stop_after=10)
+    _study.write_checkpoint(tmp_path, searcher, cut, ev)
+    saved, _ = _study.newest_checkpoint(tmp_path)
+    assert len(saved["sim"].rows) == 10 and saved["evaluator"]["steps"] == 10 * 2
+    fresh = evaluator()
+    searcher, state = _study._restore(saved, spec, fresh)
+    assert fresh.steps == 20
+    for name, tensor in ev.model.state_dict().items():
+        assert torch.equal(fresh.model.state_dict()[name], tensor), name
+    _, resumed = run_study(spec, fresh, searcher, state)
+    assert [r["config"] for r in resumed.rows] == [r["config"] for r in straight.rows]
+    assert [r["val_accuracy"] for r in resumed.rows] == [r["val_accuracy"] for r in straight.rows]
+    with pytest.raises(StateFileError, match="holds no state of the evaluator"):
+        _study._restore({k: v for k, v in saved.items() if k != "evaluator"}, spec, evaluator())
+    with pytest.raises(Exception, match="other settings"):
+        _study._restore(saved, spec, evaluator(channels=4))
+
+
 def test_macro_supernet_trains_and_scores_cells(splits, one_thread):
     """SPOS on NAS-Bench-Macro: a chain of choice blocks (the setting of the SPOS paper itself)."""
     from raynas.trainables.networks import build_network, count_params

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -57,6 +58,7 @@ from raynas.trainables.train import (
 
 CHECKPOINT_FILE = "supernet.pt"
 STATE_VERSION = 1
+SHARED_STATE_VERSION = 1  # SharedWeightsEvaluator.get_state
 #: Spaces with a supernet.
 SUPERNET_SPACES = ("nasbench201", "nasbench_macro", "darts")
 
@@ -355,7 +357,9 @@ class SharedWeightsEvaluator:
     proposes, and the controller from the weights' verdict.
 
     It changes with every evaluation, so evaluations happen one at a time in the order given (a
-    study on the simulated backend); its weights are not part of a study's checkpoint.
+    study on the simulated backend). Its state (weights, optimizer, data order and position,
+    generator) goes into each of the study's checkpoints (:meth:`get_state` / :meth:`set_state`),
+    so a resumed study continues with the weights it had, exactly as if never interrupted.
 
     Args:
         splits: The data.
@@ -422,6 +426,31 @@ class SharedWeightsEvaluator:
             pred = self.model(prepare_batch(x_val[sl], self.splits, train=False), path).argmax(1)
         acc = 100.0 * float((pred == y_val[sl]).float().mean())
         return {"key": self.space.key(arch), "val_accuracy": acc, **self.cost(arch)}
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything evaluation changes, as plain data (a study checkpoint holds it)."""
+        return {
+            "version": SHARED_STATE_VERSION,
+            "config": _config_dict(self.cfg),
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "generator": self.gen.get_state(),
+            "order": self._order.clone(),
+            "at": self._at,
+            "val_at": self._val_at,
+            "steps": self.steps,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state`; a state of other settings is a clear error."""
+        if state.get("version") != SHARED_STATE_VERSION or state.get("config") != _config_dict(self.cfg):
+            raise RaynasError("the shared weights were saved with other settings (or another version); "
+                              "resume with the evaluator settings the study ran with")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self._order = state["order"].clone()
+        self._at, self._val_at, self.steps = int(state["at"]), int(state["val_at"]), int(state["steps"])
 
     def cost(self, arch: Arch) -> dict[str, float]:
         key = self.space.key(arch)

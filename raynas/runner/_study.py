@@ -110,26 +110,48 @@ def run_study(
     return searcher, st
 
 
-def save_study(path: str | Path, searcher: ArchSearcher, state: SimState) -> None:
-    """Write one checkpoint file: the searcher state and the simulator state, atomically."""
-    dump_state({"searcher": searcher.get_state(), "sim": asdict(state)}, path)
+def _stateful(bench: Any) -> bool:
+    """Whether an evaluator changes as it evaluates (e.g. ENAS's shared weights) and keeps its
+    state in the study's checkpoints: it has ``get_state()`` and ``set_state(state)``."""
+    return callable(getattr(bench, "get_state", None)) and callable(getattr(bench, "set_state", None))
+
+
+def save_study(path: str | Path, searcher: ArchSearcher, state: SimState, bench: Any = None) -> None:
+    """Write one checkpoint file atomically: the searcher state, the simulator state and, for a
+    stateful evaluator (:func:`_stateful`), the evaluator's state."""
+    saved = {"searcher": searcher.get_state(), "sim": asdict(state)}
+    if _stateful(bench):
+        saved["evaluator"] = bench.get_state()
+    dump_state(saved, path)
 
 
 def load_study(path: str | Path, spec: StudySpec, bench: Evaluator | TabularBenchmark) -> tuple[ArchSearcher, SimState]:
-    """The searcher and simulator state of a checkpoint written by :func:`save_study`."""
+    """The searcher and simulator state of a checkpoint written by :func:`save_study` (a stateful
+    evaluator's state is put back into ``bench``)."""
     return _restore(read_checkpoint(path), spec, bench)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``{"searcher": state dict, "sim": SimState}`` of a checkpoint file; :class:`StateFileError` if unreadable."""
+    """``{"searcher": state dict, "sim": SimState}`` (plus ``"evaluator"`` where one was saved) of a
+    checkpoint file; :class:`StateFileError` if unreadable."""
     saved = load_state(path)
     try:
-        return {"searcher": dict(saved["searcher"]), "sim": SimState(**saved["sim"])}
+        out = {"searcher": dict(saved["searcher"]), "sim": SimState(**saved["sim"])}
+        if "evaluator" in saved:
+            out["evaluator"] = dict(saved["evaluator"])
+        return out
     except (KeyError, TypeError, ValueError) as exc:
         raise StateFileError(f"{path} is not a study checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def _restore(saved: dict[str, Any], spec: StudySpec, bench) -> tuple[ArchSearcher, SimState]:
+    if _stateful(bench):
+        if "evaluator" not in saved:
+            raise StateFileError(
+                f"study {spec.name}: its checkpoint holds no state of the evaluator {type(bench).__name__}, "
+                "which changes as it evaluates; continue it with the evaluator it ran with, or start afresh"
+            )
+        bench.set_state(saved["evaluator"])
     searcher = build_searcher(spec, bench)
     searcher.set_state(saved["searcher"])
     return searcher, saved["sim"]
@@ -140,9 +162,9 @@ def checkpoints(folder: Path) -> list[Path]:
     return sorted(folder.glob("checkpoint-*.pt"))
 
 
-def write_checkpoint(folder: Path, searcher: ArchSearcher, state: SimState) -> None:
+def write_checkpoint(folder: Path, searcher: ArchSearcher, state: SimState, bench: Any = None) -> None:
     """Save a checkpoint into a study's folder and drop all but the :data:`KEEP` newest."""
-    save_study(folder / f"checkpoint-{len(state.rows):06d}.pt", searcher, state)
+    save_study(folder / f"checkpoint-{len(state.rows):06d}.pt", searcher, state, bench)
     for old in checkpoints(folder)[:-KEEP]:
         old.unlink(missing_ok=True)
 
@@ -214,14 +236,20 @@ def study_trainable(config: dict[str, Any], bench: Evaluator | TabularBenchmark,
             f"it continues from query {len(saved['sim'].rows)}")
         notes.append(f"{spec.name}: {done}")
         log.warning(notes[-1])
-    searcher, state = _restore(saved, spec, bench) if saved is not None else (None, None)
+    searcher, state = None, None
+    if saved is not None:
+        try:
+            searcher, state = _restore(saved, spec, bench)
+        except StateFileError as exc:  # e.g. written before its evaluator kept a state
+            notes.append(f"{exc}: the study starts again from its seed")
+            log.warning(notes[-1])
     info = {"resumed_from": len(state.rows) if state else 0, "recovery": "; ".join(notes) or None}
     if state is not None and state.finished:  # finished before the driver noticed: report it once more
         _report(spec, searcher, state, info)
         return
 
     def on_checkpoint(s: ArchSearcher, st: SimState) -> None:
-        write_checkpoint(folder, s, st)
+        write_checkpoint(folder, s, st, bench)
         _report(spec, s, st, info)
 
     run_study(spec, bench, searcher, state, on_checkpoint)
