@@ -76,7 +76,8 @@ def table1(emb) -> dict:
 
     m = emb.metrics
     ours = {k: round(float(m[k]), 2) for k in TABLE1_KEYS if k in m}
-    ours.update({k: round(float(m[k]), 2) for k in ("ops_accuracy", "adj_accuracy", "exact_reconstruction") if k in m})
+    ours.update({k: round(float(m[k]), 2) for k in ("ops_accuracy", "adj_accuracy", "exact_reconstruction",
+                                                    "validity_published", "uniqueness_published") if k in m})
     paper = dict(zip(TABLE1_KEYS, PAPER_TABLE1[emb.space.name]))
     return {"ours": ours, "paper": paper, "n_train": m["n_train"], "n_test": m["n_test"],
             "pretrain_s": round(float(m["train_seconds"]), 1)}

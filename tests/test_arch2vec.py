@@ -119,6 +119,33 @@ def test_metrics_of_a_short_pretraining_are_measured(cache):
     assert emb.z.shape == (6466, 16) and np.isfinite(emb.z).all()
 
 
+def test_nb201_validity_is_also_measured_as_the_published_code_does(cache):
+    """The published code calls an NB201 decoding valid when its ops are in place (input, six
+    ops, output), whatever its adjacency, and counts uniqueness by graph_util.hash_module; our
+    strict validity also requires NB201's cell graph. Both are in the metrics."""
+    from raynas.searchers.arch2vec._pretrain import _published_nb201
+    from raynas.spaces._nb101_cell import _LABEL, graph_hash, module_hash
+
+    space = get_space("nasbench201")
+    adj, ops = space.to_graph(space.sample(np.random.default_rng(0)))
+    cls = ops.argmax(1)  # input 5, six ops in 0..4, output 6
+    wrong = adj.copy()
+    wrong[0, 7] = 1  # an extra edge: no NB201 cell, valid for the published code
+    bad_ops = cls.copy()
+    bad_ops[3] = 6  # an output vertex inside the cell: invalid for both
+    m = _published_nb201(np.stack([cls, cls, bad_ops, cls]), np.stack([adj, wrong, adj, adj]), space)
+    assert m == {"validity_published": 75.0, "uniqueness_published": pytest.approx(200 / 3)}
+    # the hash is the official one, and isomorphic relabellings agree
+    nb101 = get_space("nasbench101")
+    cell = nb101.sample(np.random.default_rng(1))
+    assert graph_hash(cell.matrix, [_LABEL[o] for o in cell.ops]) == module_hash(cell.matrix, cell.ops)
+    perm = [0, 2, 1, 3, 4, 5, 6, 7][: len(cls)]
+    swapped = adj[np.ix_(perm, perm)]
+    assert graph_hash(swapped.tolist(), list(cls[perm])) == graph_hash(adj.tolist(), list(cls))
+    emb = load_embeddings(space, _options(), cache, progress=False)
+    assert 0.0 <= emb.metrics["validity"] <= emb.metrics["validity_published"] <= 100.0
+
+
 def _relabelled_nb101(space, rng):
     """A NAS-Bench-101 cell and the same cell with its interior vertices permuted."""
     while True:

@@ -55,11 +55,23 @@ def module_hash(matrix: Matrix, ops: tuple[str, ...]) -> str:
     becomes ``md5(sorted in-neighbour hashes | sorted out-neighbour hashes | own hash)``; the
     fingerprint is ``md5(str(sorted(hashes)))``.
     """
-    n = len(ops)
-    vs = range(n)
+    vs = range(len(ops))
     ins = [[w for w in vs if matrix[w][v]] for v in vs]
-    outs = [[w for w in vs if row[w]] for row in matrix]
-    h = [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in vs]
+    outs = [[w for w in vs if matrix[v][w]] for v in vs]
+    return _wl_hash(ins, outs, [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in vs])
+
+
+def graph_hash(matrix: Any, labels: list) -> str:
+    """``graph_util.hash_module`` of any labelled DAG (labels: anything whose ``str`` is stable,
+    e.g. the one-hot op rows that arch2vec's published code passes); isomorphic graphs agree."""
+    vs = range(len(labels))
+    ins = [[w for w in vs if matrix[w][v]] for v in vs]
+    outs = [[w for w in vs if matrix[v][w]] for v in vs]
+    return _wl_hash(ins, outs, [_md5(str((len(outs[v]), len(ins[v]), labels[v])).encode()).hexdigest() for v in vs])
+
+
+def _wl_hash(ins: list[list[int]], outs: list[list[int]], h: list[str]) -> str:
+    vs = range(len(h))
     plan = list(zip(vs, ins, outs, strict=True))
     join = "".join
     for _ in vs:

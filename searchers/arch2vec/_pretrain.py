@@ -304,7 +304,27 @@ def measure(model: Arch2VecVAE, space: Space, ops: torch.Tensor, adj: torch.Tens
         valid = [k for k in keys if k is not None]
         out["validity"] = 100.0 * len(valid) / points
         out["uniqueness"] = 100.0 * len(set(valid)) / max(1, len(valid))
+        if space.name == "nasbench201":
+            out.update(_published_nb201(ops_hat.numpy(), adj_hat.numpy(), space))
     return out
+
+
+def _published_nb201(op_classes: np.ndarray, adj: np.ndarray, space: Space) -> dict[str, float]:
+    """NAS-Bench-201 validity and uniqueness as the published code measures them (Table 1).
+
+    There a decoding is valid when its first vertex is the input, its last the output and the
+    six between are ops; the adjacency is not checked. Uniqueness counts distinct
+    ``graph_util.hash_module`` fingerprints (op labels and decoded adjacency) among the valid
+    decodings. Our ``validity`` also requires the decoded graph to be NB201's fixed cell graph.
+    """
+    from raynas.spaces._nasbench201 import OPS
+    from raynas.spaces._nb101_cell import graph_hash
+
+    n_ops = len(OPS)  # to_graph's op columns: OPS..., input, output
+    ok = (op_classes[:, 0] == n_ops) & (op_classes[:, -1] == n_ops + 1) & (op_classes[:, 1:-1] < n_ops).all(1)
+    prints = {graph_hash(np.triu(a, 1).tolist(), [int(c) for c in o]) for o, a, v in zip(op_classes, adj, ok) if v}
+    return {"validity_published": 100.0 * float(ok.mean()),
+            "uniqueness_published": 100.0 * len(prints) / max(1, int(ok.sum()))}
 
 
 def _signature(op_classes: np.ndarray, adj: np.ndarray) -> bytes:
