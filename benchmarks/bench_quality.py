@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, shared, write  # noqa: E402
 
-METHODS = ["dnas", "seminas", "nao", "evolution", "tpe", "random"]
+METHODS = ["dnas", "seminas", "nao", "arch2vec-bo", "arch2vec-rl", "enas", "evolution", "tpe", "random"]
 BASELINES = [m for m in METHODS if m != "dnas"]
 CLASSIC = ["evolution", "tpe", "random"]  # the baselines that are not neural predictors
 CHECKPOINTS = (50, 100, 150)
@@ -240,6 +240,8 @@ def summarize(name: str, folders: list[Path], budget: int, reuse: dict | None = 
         rows["dnas"]["rounds"] = dnas_rounds(folders)
     if reuse and "dnas" in reuse.get("methods", {}) and "dnas" in ran:
         rows["dnas (before)"] = {**_int_marks(reuse["methods"]["dnas"]), "reused": True}
+    elif reuse and "dnas (before)" in reuse.get("methods", {}):  # kept while other methods are added
+        rows["dnas (before)"] = {**_int_marks(reuse["methods"]["dnas (before)"]), "reused": True}
     return {
         "benchmark": spec["benchmark"],
         "dataset": spec["dataset"],
