@@ -36,7 +36,7 @@ SMALL = dict(channels=8, cells_per_stage=1, epochs=12, warmup_epochs=4, arch_lr=
 GAP = 5.0
 #: DARTS's search network at its smallest (4 channels; cells normal, reduce, reduce); every
 #: step runs 7 ops on each of 14 edges, so its searches train on a part of the training set.
-DARTS_SMALL = dict(space="darts", channels=4, layers=3, epochs=6, warmup_epochs=2, arch_lr=0.1, lr=0.05,
+DARTS_SMALL = dict(space="darts", channels=4, layers=3, epochs=5, warmup_epochs=2, arch_lr=0.1, lr=0.05,
                    batch_size=32, device="cpu")
 
 
@@ -70,7 +70,7 @@ def darts_by_level(splits):
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return {lv: result_of(search(head(splits, 512), SNASConfig(level=lv, **DARTS_SMALL)), splits)
+        return {lv: result_of(search(head(splits, 320), SNASConfig(level=lv, **DARTS_SMALL)), splits)
                 for lv in ("none", "mild", "aggressive")}
     finally:
         torch.set_num_threads(old)
