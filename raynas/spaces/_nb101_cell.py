@@ -7,6 +7,7 @@ state beyond bounded caches of already checked cells.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -55,23 +56,21 @@ def module_hash(matrix: Matrix, ops: tuple[str, ...]) -> str:
     becomes ``md5(sorted in-neighbour hashes | sorted out-neighbour hashes | own hash)``; the
     fingerprint is ``md5(str(sorted(hashes)))``.
     """
-    vs = range(len(ops))
-    ins = [[w for w in vs if matrix[w][v]] for v in vs]
-    outs = [[w for w in vs if matrix[v][w]] for v in vs]
-    return _wl_hash(ins, outs, [_INIT[(len(outs[v]), len(ins[v]), _LABEL[ops[v]])] for v in vs])
+    return _wl_hash(matrix, [_LABEL[op] for op in ops], _INIT.__getitem__)
 
 
 def graph_hash(matrix: Any, labels: list) -> str:
     """``graph_util.hash_module`` of any labelled DAG (labels: anything whose ``str`` is stable,
     e.g. the one-hot op rows that arch2vec's published code passes); isomorphic graphs agree."""
+    return _wl_hash(matrix, list(labels), lambda key: _md5(str(key).encode()).hexdigest())
+
+
+def _wl_hash(matrix: Any, labels: list, first: Callable[[tuple], str]) -> str:
+    """The hash's rounds; ``first((out_degree, in_degree, label))`` is a vertex's starting hash."""
     vs = range(len(labels))
     ins = [[w for w in vs if matrix[w][v]] for v in vs]
     outs = [[w for w in vs if matrix[v][w]] for v in vs]
-    return _wl_hash(ins, outs, [_md5(str((len(outs[v]), len(ins[v]), labels[v])).encode()).hexdigest() for v in vs])
-
-
-def _wl_hash(ins: list[list[int]], outs: list[list[int]], h: list[str]) -> str:
-    vs = range(len(h))
+    h = [first((len(outs[v]), len(ins[v]), labels[v])) for v in vs]
     plan = list(zip(vs, ins, outs, strict=True))
     join = "".join
     for _ in vs:

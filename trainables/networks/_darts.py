@@ -110,7 +110,7 @@ class DartsCell(nn.Module):
         super().__init__()
         self.preprocess0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1)
         self.preprocess1 = ReLUConvBN(c_p, c, 1)
-        self.stride = 2 if reduction else 1
+        self.empty = Zero(2 if reduction else 1)  # the output of a node whose edges were all dropped
         self.node_edges = [len(node) for node in nodes]
         self.inputs = [i for node in nodes for _, i in node]
         self.concat = list(concat)
@@ -136,7 +136,7 @@ class DartsCell(nn.Module):
                     h = drop_path(h, drop_prob, generator)
                 total = h if total is None else total + h
             if total is None:  # every edge of the node was dropped: zeros at the output resolution
-                total = states[1][:, :, :: self.stride, :: self.stride].mul(0.0)
+                total = self.empty(states[1])
             first += count
             states.append(total)  # (B, c, H', W')
         return torch.cat([states[i] for i in self.concat], dim=1)  # (B, len(concat) * c, H', W')

@@ -41,7 +41,7 @@ from raynas.spaces._darts_genotype import _OP_INDEX, CELLS, N_NODES, Genotype
 from raynas.spaces._darts_genotype import OPS as OP_NAMES
 from raynas.spaces._darts_nodes import NodeGenotype, nodes_of
 from raynas.trainables.networks._darts import OPS, FactorizedReduce
-from raynas.trainables.networks._ops import ReLUConvBN
+from raynas.trainables.networks._ops import ReLUConvBN, Zero
 from raynas.trainables.networks._supernet import MixedEdge
 
 #: The 14 edges of a cell as ``(input, node)``: node ``n`` reads inputs ``0 .. n + 1``.
@@ -94,6 +94,7 @@ class DartsSuperCell(nn.Module):
     def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, affine: bool):
         super().__init__()
         self.reduction = reduction
+        self.empty = Zero(2 if reduction else 1)  # the output of a node the path gives no edge
         self.preprocess0 = FactorizedReduce(c_pp, c, affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, affine=affine)
         self.preprocess1 = ReLUConvBN(c_p, c, 1, affine=affine)
         self.edges = nn.ModuleList(
@@ -102,7 +103,6 @@ class DartsSuperCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, choices: Sequence[int | torch.Tensor]) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]  # 2 x (B, c, H, W)
-        stride = 2 if self.reduction else 1
         for n in range(N_NODES):
             total = None
             for inp in range(n + 2):
@@ -112,7 +112,7 @@ class DartsSuperCell(nn.Module):
                     continue
                 h = self.edges[e](states[inp], choice)
                 total = h if total is None else total + h
-            states.append(states[1][:, :, ::stride, ::stride].mul(0.0) if total is None else total)
+            states.append(self.empty(states[1]) if total is None else total)
         return torch.cat(states[2:], dim=1)  # (B, 4c, H', W')
 
 
